@@ -1,1 +1,36 @@
-//! load-balancer: a thread-per-core io_uring HTTP/1.1 load balancer.
+//! load-balancer: an HTTP/1.1 load balancer, thread-per-core on io_uring.
+//!
+//! A tour of the modules, from the edges in:
+//!
+//! - [`config`]: the command line (lexopt) turned into a validated
+//!   [`config::Config`]; every mistake is one line and exit status 2.
+//! - [`runtime`]: one thread per core, each pinned with `core_affinity` and
+//!   running its own monoio runtime (io_uring, or epoll where io_uring is
+//!   refused), each accepting on its own `SO_REUSEPORT` listener.
+//! - [`worker`]: what a worker owns (round-robin cursor, connection pool,
+//!   spare buffers) and what all workers share (config, health bitmap).
+//! - [`proxy`]: one client connection: read a head, take its body, forward
+//!   it with retries, relay the response; keep-alive and pipelining.
+//! - [`upstream`]: per-worker pools of keep-alive target connections, and
+//!   the prober that writes the health bitmap.
+//! - [`balance`]: the shared atomic health bitmap and the round-robin pick
+//!   over it. Pure code: no IO.
+//! - [`http`]: sans-IO HTTP/1.1: heads parsed in place with httparse into
+//!   offsets, body framing (length, chunked, until close), the errors the
+//!   balancer answers itself. Pure code: tested with byte slices.
+//! - [`stream`]: socket helpers over monoio's owned buffers: appending
+//!   reads, gathered writes, deadlines, the liveness peek.
+//!
+//! The hot path allocates nothing per request: heads are forwarded as slices
+//! of the buffer they were read into, and bodies stream through as raw bytes.
+
+pub mod balance;
+pub mod config;
+pub mod http;
+#[macro_use]
+pub mod log;
+pub mod proxy;
+pub mod runtime;
+pub mod stream;
+pub mod upstream;
+pub mod worker;

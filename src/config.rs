@@ -1,0 +1,407 @@
+//! Command-line flags (lexopt) to a validated [`Config`], with one-line errors.
+
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::time::Duration;
+
+/// Largest request body buffered whole so that it can be replayed on another
+/// target after a 500 or a reset. A larger body is streamed and not replayed.
+pub const DEFAULT_MAX_REPLAY_BODY: usize = 1024 * 1024;
+
+/// Idle keep-alive connections kept per target on each worker.
+pub const DEFAULT_POOL_SIZE: usize = 128;
+
+/// The usage text printed by `--help`.
+pub const USAGE: &str = "\
+load-balancer: an HTTP/1.1 load balancer (thread-per-core, io_uring)
+
+Usage: load-balancer -p <port> -b <host:port> [-b <host:port> ...] [options]
+
+Options:
+  -p, --port <port>              port to listen on (0 picks a free one)
+  -b, --backend <host:port>      a target server; repeat for more (names resolved once)
+      --bind <ip>                address to listen on [default: 0.0.0.0]
+      --workers <n>              worker threads, one per core [default: every core]
+      --health-interval <dur>    time between health checks [default: 1s]
+      --health-path <path>       health check path [default: /_health]
+      --health-timeout <dur>     deadline of one health check [default: 1s, at most the interval]
+      --retries <n>              further attempts, each on another target [default: 2]
+      --connect-timeout <dur>    deadline to connect to a target [default: 2s]
+      --response-timeout <dur>   deadline for each read from a target [default: 60s]
+      --client-timeout <dur>     idle keep-alive and per-read deadline on clients [default: 60s]
+      --header-timeout <dur>     deadline to receive a whole request head [default: 10s]
+      --pool-size <n>            idle connections kept per target per worker [default: 128]
+      --max-replay-body <bytes>  largest request body buffered for retries [default: 1048576]
+  -h, --help                     print this help
+  -V, --version                  print the version
+
+Durations take a unit: 250ms, 2s.
+";
+
+/// Everything the balancer needs to run, validated.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Address the workers listen on (`--bind` and `--port`).
+    pub listen: SocketAddr,
+    /// The targets as given on the command line, for logs.
+    pub backend_names: Vec<String>,
+    /// The targets, resolved once at start-up.
+    pub backends: Vec<SocketAddr>,
+    /// Worker threads; `None` means one per available core.
+    pub workers: Option<usize>,
+    pub health_interval: Duration,
+    pub health_path: String,
+    pub health_timeout: Duration,
+    pub retries: usize,
+    pub connect_timeout: Duration,
+    pub response_timeout: Duration,
+    pub client_timeout: Duration,
+    pub header_timeout: Duration,
+    pub pool_size: usize,
+    pub max_replay_body: usize,
+}
+
+/// What the command line asked for.
+#[derive(Debug)]
+pub enum Command {
+    Run(Config),
+    Help,
+    Version,
+}
+
+/// A command-line mistake, printed as one line followed by a hint to `--help`.
+#[derive(Debug, PartialEq, Eq)]
+pub struct ConfigError(pub String);
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{} (try --help)", self.0)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+fn err<T>(msg: impl Into<String>) -> Result<T, ConfigError> {
+    Err(ConfigError(msg.into()))
+}
+
+/// Parses a duration such as `250ms` or `2s`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let (num, scale_ms) = if let Some(n) = s.strip_suffix("ms") {
+        (n, 1)
+    } else if let Some(n) = s.strip_suffix('s') {
+        (n, 1000)
+    } else {
+        return None;
+    };
+    if num.is_empty() || !num.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = num.parse().ok()?;
+    Some(Duration::from_millis(n.checked_mul(scale_ms)?))
+}
+
+/// Splits `host:port` (or `[v6]:port`) and resolves it once.
+fn resolve_backend(spec: &str) -> Result<SocketAddr, ConfigError> {
+    let bad = || ConfigError(format!("backend '{spec}' is not host:port"));
+    let (host, port) = spec.rsplit_once(':').ok_or_else(bad)?;
+    if host.is_empty() || port.is_empty() {
+        return Err(bad());
+    }
+    let port: u16 = port.parse().map_err(|_| bad())?;
+    if port == 0 {
+        return Err(bad());
+    }
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    if let Ok(ip) = host.parse::<IpAddr>() {
+        return Ok(SocketAddr::new(ip, port));
+    }
+    match (host, port).to_socket_addrs() {
+        Ok(mut addrs) => addrs
+            .next()
+            .ok_or_else(|| ConfigError(format!("backend '{spec}': no address for '{host}'"))),
+        Err(e) => err(format!("backend '{spec}': cannot resolve '{host}': {e}")),
+    }
+}
+
+fn value_str(parser: &mut lexopt::Parser, flag: &str) -> Result<String, ConfigError> {
+    match parser.value() {
+        Ok(v) => v
+            .into_string()
+            .map_err(|_| ConfigError(format!("{flag} needs valid UTF-8"))),
+        Err(_) => err(format!("{flag} needs a value")),
+    }
+}
+
+fn value_num(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, ConfigError> {
+    let v = value_str(parser, flag)?;
+    v.parse()
+        .map_err(|_| ConfigError(format!("{flag}: '{v}' is not a whole number")))
+}
+
+fn value_duration(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, ConfigError> {
+    let v = value_str(parser, flag)?;
+    match parse_duration(&v) {
+        Some(d) if !d.is_zero() => Ok(d),
+        _ => err(format!(
+            "{flag}: '{v}' is not a duration such as 250ms or 2s"
+        )),
+    }
+}
+
+/// Parses the arguments after the program name.
+pub fn parse_args<I>(args: I) -> Result<Command, ConfigError>
+where
+    I: IntoIterator,
+    I::Item: Into<std::ffi::OsString>,
+{
+    use lexopt::prelude::*;
+    let mut parser = lexopt::Parser::from_args(args);
+    let mut port: Option<u16> = None;
+    let mut bind = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
+    let mut backend_names = Vec::new();
+    let mut workers = None;
+    let mut health_interval = Duration::from_secs(1);
+    let mut health_path = "/_health".to_string();
+    let mut health_timeout = None;
+    let mut retries = 2;
+    let mut connect_timeout = Duration::from_secs(2);
+    let mut response_timeout = Duration::from_secs(60);
+    let mut client_timeout = Duration::from_secs(60);
+    let mut header_timeout = Duration::from_secs(10);
+    let mut pool_size = DEFAULT_POOL_SIZE;
+    let mut max_replay_body = DEFAULT_MAX_REPLAY_BODY;
+
+    loop {
+        let arg = match parser.next() {
+            Ok(Some(arg)) => arg,
+            Ok(None) => break,
+            Err(e) => return err(e.to_string()),
+        };
+        match arg {
+            Short('p') | Long("port") => {
+                let v = value_str(&mut parser, "--port")?;
+                port = Some(
+                    v.parse()
+                        .map_err(|_| ConfigError(format!("--port: '{v}' is not a port")))?,
+                );
+            }
+            Short('b') | Long("backend") => {
+                backend_names.push(value_str(&mut parser, "--backend")?)
+            }
+            Long("bind") => {
+                let v = value_str(&mut parser, "--bind")?;
+                bind = v
+                    .parse()
+                    .map_err(|_| ConfigError(format!("--bind: '{v}' is not an IP address")))?;
+            }
+            Long("workers") => {
+                let n = value_num(&mut parser, "--workers")?;
+                if n == 0 {
+                    return err("--workers must be at least 1");
+                }
+                workers = Some(n);
+            }
+            Long("health-interval") => {
+                health_interval = value_duration(&mut parser, "--health-interval")?
+            }
+            Long("health-path") => {
+                health_path = value_str(&mut parser, "--health-path")?;
+                if !health_path.starts_with('/')
+                    || health_path.bytes().any(|b| b <= b' ' || b == 0x7f)
+                {
+                    return err(format!(
+                        "--health-path: '{health_path}' must start with / and have no spaces"
+                    ));
+                }
+            }
+            Long("health-timeout") => {
+                health_timeout = Some(value_duration(&mut parser, "--health-timeout")?)
+            }
+            Long("retries") => retries = value_num(&mut parser, "--retries")?,
+            Long("connect-timeout") => {
+                connect_timeout = value_duration(&mut parser, "--connect-timeout")?
+            }
+            Long("response-timeout") => {
+                response_timeout = value_duration(&mut parser, "--response-timeout")?
+            }
+            Long("client-timeout") => {
+                client_timeout = value_duration(&mut parser, "--client-timeout")?
+            }
+            Long("header-timeout") => {
+                header_timeout = value_duration(&mut parser, "--header-timeout")?
+            }
+            Long("pool-size") => pool_size = value_num(&mut parser, "--pool-size")?,
+            Long("max-replay-body") => {
+                max_replay_body = value_num(&mut parser, "--max-replay-body")?
+            }
+            Short('h') | Long("help") => return Ok(Command::Help),
+            Short('V') | Long("version") => return Ok(Command::Version),
+            Value(v) => return err(format!("unexpected argument '{}'", v.to_string_lossy())),
+            other => return err(other.unexpected().to_string()),
+        }
+    }
+
+    let Some(port) = port else {
+        return err("missing --port");
+    };
+    if backend_names.is_empty() {
+        return err("no backend: give at least one -b host:port");
+    }
+    let backends = backend_names
+        .iter()
+        .map(|b| resolve_backend(b))
+        .collect::<Result<Vec<_>, _>>()?;
+    let health_timeout = health_timeout
+        .unwrap_or(health_interval)
+        .min(health_interval);
+    Ok(Command::Run(Config {
+        listen: SocketAddr::new(bind, port),
+        backend_names,
+        backends,
+        workers,
+        health_interval,
+        health_path,
+        health_timeout,
+        retries,
+        connect_timeout,
+        response_timeout,
+        client_timeout,
+        header_timeout,
+        pool_size,
+        max_replay_body,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Command, ConfigError> {
+        parse_args(args.iter().copied())
+    }
+
+    fn config(args: &[&str]) -> Config {
+        match parse(args) {
+            Ok(Command::Run(c)) => c,
+            other => panic!("expected a config, got {other:?}"),
+        }
+    }
+
+    fn error(args: &[&str]) -> String {
+        parse(args).expect_err("expected an error").0
+    }
+
+    #[test]
+    fn parses_port_backends_and_defaults() {
+        let c = config(&[
+            "-p",
+            "8080",
+            "-b",
+            "127.0.0.1:9000",
+            "--backend",
+            "127.0.0.1:9001",
+        ]);
+        assert_eq!(c.listen, "0.0.0.0:8080".parse().unwrap());
+        assert_eq!(c.backends.len(), 2);
+        assert_eq!(c.health_interval, Duration::from_secs(1));
+        assert_eq!(c.health_path, "/_health");
+        assert_eq!(c.retries, 2);
+        assert_eq!(c.workers, None);
+    }
+
+    #[test]
+    fn parses_every_option() {
+        let c = config(&[
+            "--port=8080",
+            "-b",
+            "localhost:9000",
+            "--bind",
+            "127.0.0.1",
+            "--workers",
+            "3",
+            "--health-interval",
+            "250ms",
+            "--health-path",
+            "/hc",
+            "--retries",
+            "0",
+            "--connect-timeout",
+            "1s",
+            "--response-timeout",
+            "5s",
+            "--client-timeout",
+            "7s",
+            "--header-timeout",
+            "3s",
+            "--pool-size",
+            "4",
+            "--max-replay-body",
+            "10",
+        ]);
+        assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(c.backends[0].port(), 9000);
+        assert_eq!(c.workers, Some(3));
+        assert_eq!(c.health_interval, Duration::from_millis(250));
+        assert_eq!(c.health_timeout, Duration::from_millis(250));
+        assert_eq!(c.health_path, "/hc");
+        assert_eq!(c.retries, 0);
+        assert_eq!(c.response_timeout, Duration::from_secs(5));
+        assert_eq!(c.pool_size, 4);
+        assert_eq!(c.max_replay_body, 10);
+    }
+
+    #[test]
+    fn durations_need_a_unit() {
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_duration("2"), None);
+        assert_eq!(parse_duration("ms"), None);
+        assert_eq!(parse_duration("-1s"), None);
+        assert_eq!(parse_duration("1.5s"), None);
+    }
+
+    #[test]
+    fn rejects_bad_input_with_one_line() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["-b", "127.0.0.1:1"], "missing --port"),
+            (&["-p", "8080"], "no backend"),
+            (&["-p", "http", "-b", "a:1"], "'http' is not a port"),
+            (&["-p", "70000", "-b", "a:1"], "'70000' is not a port"),
+            (&["-p", "80", "-b", "nocolon"], "'nocolon' is not host:port"),
+            (
+                &["-p", "80", "-b", "host:port"],
+                "'host:port' is not host:port",
+            ),
+            (&["-p", "80", "-b", ":80"], "is not host:port"),
+            (
+                &["-p", "80", "-b", "127.0.0.1:1", "--frobnicate"],
+                "frobnicate",
+            ),
+            (&["-p"], "--port needs a value"),
+            (
+                &["-p", "80", "-b", "127.0.0.1:1", "--workers", "0"],
+                "at least 1",
+            ),
+            (
+                &["-p", "80", "-b", "127.0.0.1:1", "--health-interval", "5"],
+                "not a duration",
+            ),
+            (
+                &["-p", "80", "-b", "127.0.0.1:1", "stray"],
+                "unexpected argument 'stray'",
+            ),
+        ];
+        for (args, want) in cases {
+            let msg = error(args);
+            assert!(msg.contains(want), "{args:?}: {msg:?} lacks {want:?}");
+            assert!(!msg.contains('\n'), "{args:?}: not one line: {msg:?}");
+        }
+    }
+
+    #[test]
+    fn help_and_version() {
+        assert!(matches!(parse(&["--help"]), Ok(Command::Help)));
+        assert!(matches!(parse(&["-V"]), Ok(Command::Version)));
+    }
+}

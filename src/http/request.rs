@@ -1,0 +1,329 @@
+//! Request heads, parsed in place with httparse into offsets: what the proxy
+//! needs to forward the head as it arrived, minus its hop-by-hop lines.
+
+use std::mem::MaybeUninit;
+
+use super::{
+    classify, line_range, offset_in, parse_content_length, value_end, ConnectionOptions, Drops,
+    Error, Framing, Known, TransferCoding, TransferCodings, Version,
+};
+
+/// Most header fields in one request head (HAProxy's default is 101).
+pub const MAX_HEADERS: usize = 100;
+
+/// Longest request line accepted; longer is answered 414.
+pub const MAX_REQUEST_LINE: usize = 8 * 1024;
+
+/// A parsed request head: offsets into the buffer it was parsed from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestHead {
+    /// Length of the head, final empty line included.
+    pub head_len: usize,
+    /// The method is HEAD (its response has no body).
+    pub is_head: bool,
+    pub version: Version,
+    /// How the body is delimited: `None`, `Length` or `Chunked`.
+    pub framing: Framing,
+    /// The client wants the connection kept open after the response.
+    pub keep_alive: bool,
+    /// The client waits for `100 Continue` before sending its body.
+    pub expect_continue: bool,
+    /// Lines not forwarded.
+    pub drops: Drops,
+    /// The value of the request's one `X-Forwarded-For` line (dropped, and
+    /// forwarded again with the client's address appended).
+    pub forwarded_for: Option<(u32, u32)>,
+}
+
+/// Parses a request head at the start of `buf`. `Ok(None)` means the head is
+/// not complete yet; the caller bounds how long it may grow.
+pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
+    let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
+    let mut req = httparse::Request::new(&mut []);
+    let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(n)) => n,
+        Ok(httparse::Status::Partial) => {
+            return if request_line_too_long(buf) {
+                Err(Error::UriTooLong)
+            } else {
+                Ok(None)
+            };
+        }
+        Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
+        Err(_) => return Err(malformed(buf)),
+    };
+    let head = &buf[..head_len];
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+        return Err(Error::MalformedRequest);
+    };
+    if path.len() > MAX_REQUEST_LINE {
+        return Err(Error::UriTooLong);
+    }
+    if method == "CONNECT" {
+        return Err(Error::MethodNotSupported);
+    }
+    let version = Version::from_minor(minor);
+
+    // First pass: what the fields say.
+    let mut conn = ConnectionOptions::default();
+    let mut codings = TransferCodings::default();
+    let mut content_length: Option<u64> = None;
+    let mut saw_content_length = false;
+    let mut hosts = 0u32;
+    let mut forwarded_for_lines = 0u32;
+    let mut expect_continue = false;
+    for h in req.headers.iter() {
+        match classify(h.name.as_bytes()) {
+            Known::ContentLength => {
+                let n = parse_content_length(h.value).ok_or(Error::BadFraming)?;
+                if saw_content_length && content_length != Some(n) {
+                    return Err(Error::BadFraming);
+                }
+                saw_content_length = true;
+                content_length = Some(n);
+            }
+            Known::TransferEncoding => codings.add(h.value),
+            Known::Connection => conn.add(head, h.value),
+            Known::Host => hosts += 1,
+            Known::Expect => expect_continue = h.value.eq_ignore_ascii_case(b"100-continue"),
+            Known::XForwardedFor => forwarded_for_lines += 1,
+            _ => {}
+        }
+    }
+
+    if hosts > 1 || (hosts == 0 && version == Version::Http11) {
+        return Err(Error::BadHost);
+    }
+
+    let framing = match codings.result() {
+        TransferCoding::Absent => match content_length {
+            None | Some(0) => Framing::None,
+            Some(n) => Framing::Length(n),
+        },
+        _ if saw_content_length || version == Version::Http10 => return Err(Error::BadFraming),
+        TransferCoding::Chunked => Framing::Chunked,
+        TransferCoding::Unknown => return Err(Error::UnknownTransferCoding),
+        TransferCoding::NotChunked | TransferCoding::Invalid => return Err(Error::BadFraming),
+    };
+    let expect_continue = expect_continue && version == Version::Http11 && framing != Framing::None;
+
+    // Second pass, in head order: the lines not forwarded.
+    let mut drops = Drops::default();
+    let line_start = offset_in(head, method.as_bytes());
+    if line_start > 0 && !drops.push(0, line_start) {
+        return Err(Error::HeadTooLarge);
+    }
+    let mut forwarded_for = None;
+    for h in req.headers.iter() {
+        let name = h.name.as_bytes();
+        let end = value_end(head, h.value);
+        let drop = match classify(name) {
+            Known::Connection
+            | Known::KeepAlive
+            | Known::ProxyConnection
+            | Known::Te
+            | Known::Upgrade => true,
+            Known::Expect => expect_continue,
+            Known::XForwardedFor if forwarded_for_lines == 1 => {
+                let start = offset_in(head, h.value);
+                forwarded_for = Some((start as u32, end as u32));
+                true
+            }
+            _ => conn.names_len > 0 && conn.lists(head, name),
+        };
+        if drop {
+            let (s, e) = line_range(head, name, end);
+            if !drops.push(s, e) {
+                return Err(Error::HeadTooLarge);
+            }
+        }
+    }
+
+    let keep_alive = match version {
+        Version::Http11 => !conn.close,
+        Version::Http10 => conn.keep_alive && !conn.close,
+    };
+    Ok(Some(RequestHead {
+        head_len,
+        is_head: method == "HEAD",
+        version,
+        framing,
+        keep_alive,
+        expect_continue,
+        drops,
+        forwarded_for,
+    }))
+}
+
+/// Whether an incomplete head's request line is already over the limit.
+fn request_line_too_long(buf: &[u8]) -> bool {
+    buf.len() > MAX_REQUEST_LINE
+        && !buf
+            .trim_ascii_start()
+            .iter()
+            .take(MAX_REQUEST_LINE)
+            .any(|&b| b == b'\n')
+}
+
+/// A parse error on a long request line is a 414 rather than a 400.
+#[cold]
+fn malformed(buf: &[u8]) -> Error {
+    if request_line_too_long(buf) {
+        Error::UriTooLong
+    } else {
+        Error::MalformedRequest
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> Result<Option<RequestHead>, Error> {
+        parse_request(s.as_bytes())
+    }
+
+    fn head(s: &str) -> RequestHead {
+        parse(s).expect("valid").expect("complete")
+    }
+
+    /// The head as it would be forwarded: without its dropped lines.
+    fn forwarded(s: &str) -> String {
+        let h = head(s);
+        h.drops.kept(h.head_len).map(|(a, b)| &s[a..b]).collect()
+    }
+
+    #[test]
+    fn simple_get() {
+        let h = head("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(h.head_len, 27);
+        assert!(!h.is_head);
+        assert_eq!(h.version, Version::Http11);
+        assert_eq!(h.framing, Framing::None);
+        assert!(h.keep_alive);
+        assert!(h.drops.is_empty());
+    }
+
+    #[test]
+    fn partial_heads_ask_for_more() {
+        let full = "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n";
+        for at in 0..full.len() {
+            assert_eq!(parse(&full[..at]), Ok(None), "cut at {at}");
+        }
+        assert_eq!(head(full).framing, Framing::Length(3));
+    }
+
+    #[test]
+    fn request_table() {
+        use Error::*;
+        let cases: &[(&str, Result<(Framing, bool), Error>)] = &[
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", Ok((Framing::None, true))),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", Ok((Framing::Length(5), true))),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Ok((Framing::Length(5), true))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Ok((Framing::Chunked, true))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Ok((Framing::Chunked, true))),
+            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", Ok((Framing::None, false))),
+            ("GET / HTTP/1.0\r\n\r\n", Ok((Framing::None, false))),
+            ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Ok((Framing::None, true))),
+            ("GET / HTTP/1.1\r\nHost: a\r\nConnection: Keep-Alive, CLOSE\r\n\r\n", Ok((Framing::None, false))),
+            ("GET / HTTP/1.1\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n", Err(BadFraming)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", Err(BadFraming)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: -5\r\n\r\n", Err(BadFraming)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x5\r\n\r\n", Err(BadFraming)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 99999999999999999999999\r\n\r\n", Err(BadFraming)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n", Err(BadFraming)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n", Err(BadFraming)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n", Err(BadFraming)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, gzip\r\n\r\n", Err(BadFraming)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n", Err(BadFraming)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: bogus, chunked\r\n\r\n", Err(UnknownTransferCoding)),
+            ("POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n", Err(BadFraming)),
+            ("GET / HTTP/1.1\r\nHost : a\r\n\r\n", Err(MalformedRequest)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX: y\r\n z\r\n\r\n", Err(MalformedRequest)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX: y\0z\r\n\r\n", Err(MalformedRequest)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nX: y\rz\r\n\r\n", Err(MalformedRequest)),
+            ("GET / HTTP/2.0\r\nHost: a\r\n\r\n", Err(MalformedRequest)),
+            ("GET /a b HTTP/1.1\r\nHost: a\r\n\r\n", Err(MalformedRequest)),
+            ("\x16\x03\x01\x02\x00\x01\x00\x01", Err(MalformedRequest)),
+            ("CONNECT example.com:443 HTTP/1.1\r\nHost: example.com\r\n\r\n", Err(MethodNotSupported)),
+        ];
+        for (input, want) in cases {
+            let got = parse(input).map(|h| {
+                let h = h.expect("complete");
+                (h.framing, h.keep_alive)
+            });
+            assert_eq!(&got, want, "{input:?}");
+        }
+    }
+
+    #[test]
+    fn too_many_headers_is_431() {
+        let mut s = String::from("GET / HTTP/1.1\r\nHost: a\r\n");
+        for i in 0..MAX_HEADERS {
+            s.push_str(&format!("X-{i}: v\r\n"));
+        }
+        s.push_str("\r\n");
+        assert_eq!(parse(&s), Err(Error::HeadTooLarge));
+    }
+
+    #[test]
+    fn long_request_line_is_414() {
+        let long = format!(
+            "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
+            "a".repeat(MAX_REQUEST_LINE)
+        );
+        assert_eq!(parse(&long), Err(Error::UriTooLong));
+        // Also before the line has ended.
+        let partial = format!("GET /{}", "a".repeat(MAX_REQUEST_LINE + 10));
+        assert_eq!(parse(&partial), Err(Error::UriTooLong));
+    }
+
+    #[test]
+    fn drops_hop_by_hop_lines_and_fields_named_by_connection() {
+        let s = "GET / HTTP/1.1\r\nHost: a\r\nConnection: keep-alive, X-Secret\r\nKeep-Alive: 5\r\n\
+                 X-Secret: 1\r\nTE: trailers\r\nProxy-Connection: x\r\nUpgrade: h2c\r\nAccept: */*\r\n\r\n";
+        assert_eq!(
+            forwarded(s),
+            "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn drops_leading_empty_lines() {
+        let s = "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n";
+        assert_eq!(forwarded(s), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    }
+
+    #[test]
+    fn one_forwarded_for_line_is_taken_out_with_its_value() {
+        let s = "GET / HTTP/1.1\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2 \r\nHost: a\r\n\r\n";
+        let h = head(s);
+        let (a, b) = h.forwarded_for.unwrap();
+        assert_eq!(&s[a as usize..b as usize], "10.0.0.1, 10.0.0.2");
+        assert_eq!(forwarded(s), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+        // Several lines are kept as they are: a new line appends to the list.
+        let s = "GET / HTTP/1.1\r\nX-Forwarded-For: 1\r\nX-Forwarded-For: 2\r\nHost: a\r\n\r\n";
+        assert_eq!(head(s).forwarded_for, None);
+        assert_eq!(forwarded(s), s);
+    }
+
+    #[test]
+    fn expect_continue_is_answered_by_the_proxy() {
+        let s = "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+        let h = head(s);
+        assert!(h.expect_continue);
+        assert_eq!(
+            forwarded(s),
+            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"
+        );
+        let no_body = "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n";
+        assert!(!head(no_body).expect_continue);
+    }
+
+    #[test]
+    fn head_method_is_noted() {
+        assert!(head("HEAD / HTTP/1.1\r\nHost: a\r\n\r\n").is_head);
+    }
+}

@@ -1,0 +1,127 @@
+//! Request bodies: buffered whole (up to `--max-replay-body`) so that they
+//! can be sent again to another target, or else streamed through.
+
+use bytes::Bytes;
+
+use super::ClientConn;
+use crate::config::Config;
+use crate::http::{BodyProgress, Error, Framing, RequestHead};
+use crate::stream::{deadline, read_more, IoFail};
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Reads for a streamed body ask for at least this much room.
+const STREAM_READ: usize = 16 * 1024;
+
+/// A request body, raw (chunk framing included), as far as it was read.
+pub enum RequestBody {
+    /// No body.
+    Empty,
+    /// The whole body: it can be replayed.
+    Whole(Bytes),
+    /// The first part of a body too large to buffer; the rest is still on
+    /// the client socket and is streamed to one target only.
+    Streamed { first: Bytes, rest: BodyProgress },
+}
+
+impl RequestBody {
+    /// The bytes to send right after the head.
+    pub fn first(&self) -> Bytes {
+        match self {
+            RequestBody::Empty => Bytes::new(),
+            RequestBody::Whole(b) | RequestBody::Streamed { first: b, .. } => b.clone(),
+        }
+    }
+}
+
+/// Why a body could not be taken from the client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientFail {
+    /// Answer this and close.
+    Answer(Error),
+    /// The client went away: close without an answer.
+    Gone,
+}
+
+impl From<IoFail> for ClientFail {
+    fn from(e: IoFail) -> ClientFail {
+        match e {
+            IoFail::TimedOut => ClientFail::Answer(Error::RequestTimeout),
+            _ => ClientFail::Gone,
+        }
+    }
+}
+
+impl ClientConn {
+    /// Takes the request's body from the buffer, reading more as needed:
+    /// whole when it ends within `max_replay_body` bytes, else its first part.
+    pub(super) async fn take_body(
+        &mut self,
+        req: &RequestHead,
+        config: &Config,
+    ) -> Result<RequestBody, ClientFail> {
+        if req.framing == Framing::None {
+            return Ok(RequestBody::Empty);
+        }
+        if req.expect_continue && self.buf.is_empty() {
+            self.send(Bytes::from_static(CONTINUE), config.client_timeout)
+                .await
+                .map_err(|_| ClientFail::Gone)?;
+        }
+        let limit = config.max_replay_body;
+        let mut progress = BodyProgress::new(req.framing);
+        let mut scanned = 0;
+        let want = match req.framing {
+            Framing::Length(n) if n as usize <= limit => n as usize,
+            _ => STREAM_READ,
+        };
+        loop {
+            scanned += progress
+                .advance(&self.buf[scanned..])
+                .map_err(|_| ClientFail::Answer(Error::BadFraming))?;
+            if progress.is_done() {
+                return Ok(RequestBody::Whole(self.buf.split_to(scanned).freeze()));
+            }
+            let too_large = match req.framing {
+                Framing::Length(n) => n as usize > limit,
+                _ => scanned > limit,
+            };
+            if too_large {
+                let first = self.buf.split_to(scanned).freeze();
+                return Ok(RequestBody::Streamed {
+                    first,
+                    rest: progress,
+                });
+            }
+            let room = want.saturating_sub(self.buf.len()).max(STREAM_READ);
+            deadline(
+                config.client_timeout,
+                read_more(&mut self.stream, &mut self.buf, room),
+            )
+            .await?;
+        }
+    }
+
+    /// Reads the next piece of a streamed body from the client: at most the
+    /// bytes that belong to it. `None` when the body is complete.
+    pub(super) async fn next_body_piece(
+        &mut self,
+        rest: &mut BodyProgress,
+        config: &Config,
+    ) -> Result<Option<Bytes>, ClientFail> {
+        if rest.is_done() {
+            return Ok(None);
+        }
+        if self.buf.is_empty() {
+            deadline(
+                config.client_timeout,
+                read_more(&mut self.stream, &mut self.buf, STREAM_READ),
+            )
+            .await?;
+        }
+        let n = rest
+            .advance(&self.buf)
+            .map_err(|_| ClientFail::Answer(Error::BadFraming))?;
+        Ok(Some(self.buf.split_to(n).freeze()))
+    }
+}

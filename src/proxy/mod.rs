@@ -1,0 +1,151 @@
+//! One client connection: read a request head, take its body, forward it
+//! (with retries) and relay the answer; repeat while the connection is kept
+//! alive. Pipelined requests wait in the buffer and are answered in order.
+
+mod body;
+mod forward;
+mod head;
+mod relay;
+
+use std::net::SocketAddr;
+use std::rc::Rc;
+use std::time::Instant;
+
+use bytes::{Bytes, BytesMut};
+use monoio::io::AsyncWriteRent;
+use monoio::net::TcpStream;
+
+use crate::http::{parse_request, Error, RequestHead};
+use crate::stream::{deadline, read_more, write_all, Gather, IoFail};
+use crate::worker::Worker;
+
+pub use head::ForwardedFor;
+
+/// Initial size of a client connection's read buffer. Small, because a
+/// pending read pins it for as long as the connection is idle; it grows
+/// only for a large head or a buffered body.
+const CLIENT_BUF: usize = 4 * 1024;
+
+/// Largest request head (request line and fields); 431 past it.
+pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+
+/// Most bytes read and thrown away while closing after an error, so that
+/// the client reads the answer rather than a reset.
+const LINGER_BYTES: usize = 256 * 1024;
+
+/// Whether the client connection carries on after an exchange.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Next {
+    KeepAlive,
+    Close,
+}
+
+/// The client side of a connection and the buffers it reuses.
+pub struct ClientConn {
+    stream: TcpStream,
+    /// Bytes received and not yet forwarded: a head, body bytes, or the next
+    /// pipelined requests.
+    buf: BytesMut,
+    /// Parts of the next gathered write (heads as slices of their buffers).
+    out: Gather,
+    xff: ForwardedFor,
+    /// Targets the current request already went to.
+    tried: Vec<u32>,
+}
+
+/// Serves one client connection until it closes.
+pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+    let mut conn = ClientConn {
+        stream,
+        buf: BytesMut::with_capacity(CLIENT_BUF),
+        out: Gather::default(),
+        xff: ForwardedFor::new(peer.ip()),
+        tried: Vec::new(),
+    };
+    loop {
+        let req = match conn.read_head(&worker).await {
+            Ok(Some(req)) => req,
+            Ok(None) => return,
+            Err(e) => return conn.fail(e).await,
+        };
+        if forward::exchange(&worker, &mut conn, req).await == Next::Close {
+            return;
+        }
+        conn.shrink_buffer();
+    }
+}
+
+impl ClientConn {
+    /// Reads until a whole request head is in the buffer. `Ok(None)`: the
+    /// client closed, or stayed idle past the keep-alive timeout.
+    async fn read_head(&mut self, worker: &Worker) -> Result<Option<RequestHead>, Error> {
+        let config = worker.config();
+        let mut started: Option<Instant> = None;
+        loop {
+            if !self.buf.is_empty() {
+                if let Some(req) = parse_request(&self.buf)? {
+                    return Ok(Some(req));
+                }
+                if self.buf.len() >= MAX_REQUEST_HEAD {
+                    return Err(Error::HeadTooLarge);
+                }
+            }
+            // Idle between requests, the keep-alive timeout applies; once a
+            // head has begun, it must be complete within the header timeout.
+            let limit = if self.buf.is_empty() {
+                config.client_timeout
+            } else {
+                let t0 = *started.get_or_insert_with(Instant::now);
+                match config.header_timeout.checked_sub(t0.elapsed()) {
+                    Some(left) => left,
+                    None => return Err(Error::RequestTimeout),
+                }
+            };
+            match deadline(limit, read_more(&mut self.stream, &mut self.buf, 1024)).await {
+                Ok(_) => {}
+                Err(IoFail::TimedOut) if !self.buf.is_empty() => return Err(Error::RequestTimeout),
+                Err(_) => return Ok(None),
+            }
+        }
+    }
+
+    /// Writes `bytes` to the client within the client timeout.
+    async fn send(&mut self, bytes: Bytes, limit: std::time::Duration) -> Result<(), IoFail> {
+        deadline(limit, write_all(&mut self.stream, bytes)).await
+    }
+
+    /// Answers an error and closes the connection, reading and discarding
+    /// for a while what the client still sends so that it sees the answer
+    /// rather than a reset (a lingering close, as nginx does).
+    #[cold]
+    async fn fail(mut self, e: Error) {
+        let limit = std::time::Duration::from_secs(2);
+        if self.send(e.response(false), limit).await.is_err() {
+            return;
+        }
+        let _ = self.stream.shutdown().await;
+        let mut drained = 0;
+        while drained < LINGER_BYTES {
+            self.buf.clear();
+            match deadline(
+                limit,
+                read_more(&mut self.stream, &mut self.buf, CLIENT_BUF),
+            )
+            .await
+            {
+                Ok(n) => drained += n,
+                Err(_) => break,
+            }
+        }
+    }
+
+    /// After a large body, gives back the grown buffer: idle connections
+    /// keep only a small one.
+    fn shrink_buffer(&mut self) {
+        if self.buf.capacity() > 4 * MAX_REQUEST_HEAD && self.buf.len() <= CLIENT_BUF {
+            let mut small = BytesMut::with_capacity(CLIENT_BUF);
+            small.extend_from_slice(&self.buf);
+            self.buf = small;
+        }
+    }
+}

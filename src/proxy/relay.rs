@@ -1,0 +1,118 @@
+//! Relays a target's response to the client: the head as it arrived (minus
+//! hop-by-hop lines, plus this hop's `Connection`), then the body streamed
+//! through as its raw bytes until its framing says it is over.
+
+use bytes::BytesMut;
+use monoio::net::TcpStream;
+
+use super::head::push_response_head;
+use super::{ClientConn, Next};
+use crate::http::{BodyProgress, Framing, RequestHead, ResponseHead, Version};
+use crate::stream::{deadline, read_more, write_all, write_gather, IoFail};
+use crate::worker::{Worker, RESPONSE_BUF};
+
+/// What became of the upstream connection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Relayed {
+    /// The response was complete and the connection can carry another request.
+    Reusable,
+    /// The upstream connection must be closed.
+    Spent,
+}
+
+pub struct Outcome {
+    pub outcome: Relayed,
+    pub next: Next,
+}
+
+/// Relays a response whose head is at the start of `resp`. With no
+/// `upstream`, the whole response must already be in `resp`.
+pub async fn relay(
+    conn: &mut ClientConn,
+    req: &RequestHead,
+    head: ResponseHead,
+    resp: &mut BytesMut,
+    mut upstream: Option<&mut TcpStream>,
+    worker: &Worker,
+) -> Outcome {
+    let config = worker.config();
+    let keep_alive = req.keep_alive && head.framing != Framing::UntilClose;
+    let reusable = head.reusable && req.version == Version::Http11;
+    let spent = |next| Outcome {
+        outcome: Relayed::Spent,
+        next,
+    };
+
+    let head_bytes = resp.split_to(head.head_len).freeze();
+    push_response_head(
+        &mut conn.out,
+        &head_bytes,
+        &head.drops,
+        keep_alive,
+        req.version,
+    );
+    drop(head_bytes);
+    let mut progress = BodyProgress::new(head.framing);
+    let Ok(n) = progress.advance(resp) else {
+        // Nothing has gone to the client yet, but the target saw the request.
+        conn.out.clear();
+        let e = crate::http::Error::BadResponse;
+        let _ = conn.send(e.response(false), config.client_timeout).await;
+        return spent(Next::Close);
+    };
+    conn.out.push(resp.split_to(n).freeze());
+    let mut extra = !resp.is_empty();
+    resp.clear();
+    if deadline(
+        config.client_timeout,
+        write_gather(&mut conn.stream, &mut conn.out),
+    )
+    .await
+    .is_err()
+    {
+        return spent(Next::Close);
+    }
+
+    while !progress.is_done() {
+        let Some(up) = upstream.as_deref_mut() else {
+            return spent(Next::Close);
+        };
+        match deadline(
+            config.response_timeout,
+            read_more(up, resp, RESPONSE_BUF / 2),
+        )
+        .await
+        {
+            Ok(_) => {}
+            Err(IoFail::Closed) if head.framing == Framing::UntilClose => break,
+            // Cut off mid-body: the client sees the connection close
+            // before the body is complete.
+            Err(_) => return spent(Next::Close),
+        }
+        let Ok(n) = progress.advance(resp) else {
+            return spent(Next::Close);
+        };
+        let piece = resp.split_to(n).freeze();
+        extra |= !resp.is_empty();
+        resp.clear();
+        if deadline(config.client_timeout, write_all(&mut conn.stream, piece))
+            .await
+            .is_err()
+        {
+            return spent(Next::Close);
+        }
+    }
+
+    Outcome {
+        outcome: if reusable && !extra && head.framing != Framing::UntilClose {
+            Relayed::Reusable
+        } else {
+            Relayed::Spent
+        },
+        next: if keep_alive {
+            Next::KeepAlive
+        } else {
+            Next::Close
+        },
+    }
+}

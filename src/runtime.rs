@@ -1,0 +1,194 @@
+//! Thread per core: one pinned monoio runtime per worker, each accepting on
+//! its own SO_REUSEPORT listener. Worker 0 also runs the prober, whose first
+//! round completes before any worker accepts.
+
+use std::net::{SocketAddr, TcpListener as StdListener};
+use std::rc::Rc;
+use std::sync::{mpsc, Arc, Barrier};
+use std::time::Duration;
+
+use monoio::net::{ListenerOpts, TcpListener};
+use monoio::{FusionDriver, RuntimeBuilder};
+
+use crate::balance::HealthBitmap;
+use crate::config::Config;
+use crate::proxy;
+use crate::upstream::prober;
+use crate::worker::{Shared, Worker};
+
+/// Listen backlog asked of the kernel (capped by `net.core.somaxconn`).
+const BACKLOG: i32 = 65_535;
+
+/// io_uring submission queue entries per worker.
+const URING_ENTRIES: u32 = 4096;
+
+/// Back-off bounds after an accept error such as EMFILE.
+const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(5);
+const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How long start-up waits for workers to bind and for the first round.
+const START_DEADLINE: Duration = Duration::from_secs(60);
+
+/// What a worker tells the main thread while starting.
+enum Started {
+    /// Its listener is bound; `legacy` says it runs on epoll, not io_uring.
+    Bound {
+        legacy: bool,
+    },
+    /// The first health round is done (worker 0 only).
+    Probed,
+    Failed(String),
+}
+
+/// Binds once without SO_REUSEPORT to learn whether another process holds
+/// the port: with SO_REUSEPORT on, a second balancer would bind silently and
+/// steal a share of the connections. Returns the address to use (the real
+/// port when 0 was asked for).
+fn claim_port(addr: SocketAddr) -> Result<SocketAddr, String> {
+    let probe = StdListener::bind(addr).map_err(|e| format!("cannot listen on {addr}: {e}"))?;
+    probe
+        .local_addr()
+        .map_err(|e| format!("cannot listen on {addr}: {e}"))
+}
+
+/// Starts the workers and serves until the process is killed.
+pub fn run(config: Config) -> Result<(), String> {
+    let listen = claim_port(config.listen)?;
+    let cores = core_affinity::get_core_ids().unwrap_or_default();
+    let workers = config.workers.unwrap_or(cores.len()).max(1);
+    let shared: &'static Shared = Box::leak(Box::new(Shared {
+        health: HealthBitmap::new(config.backends.len()),
+        config,
+    }));
+
+    let (tx, rx) = mpsc::channel();
+    let go = Arc::new(Barrier::new(workers + 1));
+    let mut threads = Vec::with_capacity(workers);
+    for id in 0..workers {
+        let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
+        let (tx, go) = (tx.clone(), go.clone());
+        let thread = std::thread::Builder::new()
+            .name(format!("worker-{id}"))
+            .spawn(move || worker_main(id, core, listen, shared, tx, go))
+            .map_err(|e| format!("cannot start worker thread: {e}"))?;
+        threads.push(thread);
+    }
+    drop(tx);
+
+    let mut legacy = 0;
+    let mut bound = 0;
+    let mut probed = false;
+    while bound < workers || !probed {
+        match rx.recv_timeout(START_DEADLINE) {
+            Ok(Started::Bound { legacy: l }) => {
+                bound += 1;
+                legacy += usize::from(l);
+            }
+            Ok(Started::Probed) => probed = true,
+            Ok(Started::Failed(e)) => return Err(e),
+            Err(_) => return Err("workers did not start in time".into()),
+        }
+    }
+    log!("{}", startup_line(listen, workers, legacy, shared));
+    go.wait();
+    for t in threads {
+        let _ = t.join();
+    }
+    Ok(())
+}
+
+fn startup_line(listen: SocketAddr, workers: usize, legacy: usize, shared: &Shared) -> String {
+    let driver = match legacy {
+        0 => "io_uring".to_string(),
+        n if n == workers => "epoll".to_string(),
+        n => format!("io_uring on {}, epoll on {n}", workers - n),
+    };
+    let targets: Vec<String> = shared
+        .config
+        .backend_names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| {
+            let state = if shared.health.is_healthy(i) {
+                "healthy"
+            } else {
+                "degraded"
+            };
+            format!("{name} {state}")
+        })
+        .collect();
+    format!(
+        "listening on {listen} with {workers} workers ({driver}); {} targets ({} healthy): {}",
+        targets.len(),
+        shared.health.healthy_count(),
+        targets.join(", ")
+    )
+}
+
+fn worker_main(
+    id: usize,
+    core: Option<core_affinity::CoreId>,
+    listen: SocketAddr,
+    shared: &'static Shared,
+    tx: mpsc::Sender<Started>,
+    go: Arc<Barrier>,
+) {
+    if let Some(core) = core {
+        core_affinity::set_for_current(core);
+    }
+    let runtime = RuntimeBuilder::<FusionDriver>::new()
+        .with_entries(URING_ENTRIES)
+        .enable_timer()
+        .build();
+    let mut runtime = match runtime {
+        Ok(rt) => rt,
+        Err(e) => {
+            let _ = tx.send(Started::Failed(format!(
+                "worker {id}: cannot build runtime: {e}"
+            )));
+            return;
+        }
+    };
+    runtime.block_on(async move {
+        let opts = ListenerOpts::new().reuse_port(true).backlog(BACKLOG);
+        let listener = match TcpListener::bind_with_config(listen, &opts) {
+            Ok(l) => l,
+            Err(e) => {
+                let _ = tx.send(Started::Failed(format!("cannot listen on {listen}: {e}")));
+                return;
+            }
+        };
+        let _ = tx.send(Started::Bound {
+            legacy: monoio::utils::is_legacy(),
+        });
+        if id == 0 {
+            prober::run_round(shared, true).await;
+            let _ = tx.send(Started::Probed);
+            monoio::spawn(prober::run(shared));
+        }
+        drop(tx);
+        // Blocks this thread before it serves anything: nothing else runs here yet.
+        go.wait();
+        accept_loop(listener, Rc::new(Worker::new(id, shared))).await;
+    });
+}
+
+async fn accept_loop(listener: TcpListener, worker: Rc<Worker>) {
+    let mut backoff = ACCEPT_BACKOFF_MIN;
+    loop {
+        match listener.accept().await {
+            Ok((stream, peer)) => {
+                backoff = ACCEPT_BACKOFF_MIN;
+                let _ = stream.set_nodelay(true);
+                monoio::spawn(proxy::serve(worker.clone(), stream, peer));
+            }
+            Err(e) => {
+                if backoff == ACCEPT_BACKOFF_MIN {
+                    log!("worker {}: accept failed: {e}; backing off", worker.id);
+                }
+                monoio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);
+            }
+        }
+    }
+}

@@ -1,0 +1,242 @@
+//! Socket helpers over monoio's owned-buffer IO: appending reads, gathered
+//! writes of several `Bytes` in one `writev`, deadlines, and the liveness
+//! peek for pooled connections.
+
+use std::future::Future;
+use std::io;
+use std::os::fd::AsRawFd;
+use std::time::Duration;
+
+use bytes::{Buf, Bytes, BytesMut};
+use monoio::buf::{IoBufMut, IoVecBuf};
+use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::net::TcpStream;
+
+/// Most parts one `writev` carries; a head rarely needs more than five.
+const MAX_IOVECS: usize = 64;
+
+/// Why an IO step failed, as far as the proxy cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IoFail {
+    /// The peer closed the stream (read returned 0, or write returned 0).
+    Closed,
+    /// The deadline passed. The stream must not be used again: a read that
+    /// completed in the same tick has lost its bytes (see the monoio notes).
+    TimedOut,
+    /// The peer refused the connection.
+    Refused,
+    /// Any other error (reset, broken pipe, ...).
+    Error,
+}
+
+impl From<io::Error> for IoFail {
+    #[cold]
+    fn from(e: io::Error) -> IoFail {
+        match e.kind() {
+            io::ErrorKind::ConnectionRefused => IoFail::Refused,
+            io::ErrorKind::TimedOut => IoFail::TimedOut,
+            _ => IoFail::Error,
+        }
+    }
+}
+
+/// Runs `fut` under a deadline.
+#[inline]
+pub async fn deadline<T>(
+    limit: Duration,
+    fut: impl Future<Output = Result<T, IoFail>>,
+) -> Result<T, IoFail> {
+    match monoio::time::timeout(limit, fut).await {
+        Ok(r) => r,
+        Err(_) => Err(IoFail::TimedOut),
+    }
+}
+
+/// Reads more bytes into the spare capacity of `buf`, after what it holds.
+/// Makes room for at least `min_spare` bytes first. The buffer comes back
+/// even on error; it is lost only if the future is dropped.
+pub async fn read_more(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    min_spare: usize,
+) -> Result<usize, IoFail> {
+    if buf.capacity() - buf.len() < min_spare {
+        buf.reserve(min_spare);
+    }
+    let owned = std::mem::take(buf);
+    let len = owned.len();
+    let (res, slice) = stream.read(owned.slice_mut(len..)).await;
+    *buf = slice.into_inner();
+    match res {
+        Ok(0) => Err(IoFail::Closed),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// Writes all of `bytes`.
+pub async fn write_all(stream: &mut TcpStream, bytes: Bytes) -> Result<(), IoFail> {
+    let (res, _) = stream.write_all(bytes).await;
+    match res {
+        Ok(_) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// A list of `Bytes` written with one `writev`: a head's kept parts, an
+/// inserted header line and the first body bytes go out in one syscall
+/// without being copied together. Reused per connection, so that pushing
+/// allocates nothing once its vectors have grown.
+#[derive(Default)]
+pub struct Gather {
+    parts: Vec<Bytes>,
+    /// iovecs pointing into `parts`, rebuilt before each `writev`. On the
+    /// heap, so the pointer handed to the kernel stays put while the future
+    /// that owns the `Gather` moves.
+    iov: Vec<libc::iovec>,
+}
+
+// SAFETY: `iov` describes memory owned by the `Bytes` in `parts`, which the
+// `Gather` keeps alive and unchanged while the runtime owns it (between
+// `sync` and the completion of the write); the `Vec` buffer behind `iov` is a
+// heap allocation that does not move when the `Gather` does.
+unsafe impl IoVecBuf for Gather {
+    fn read_iovec_ptr(&self) -> *const libc::iovec {
+        self.iov.as_ptr()
+    }
+
+    fn read_iovec_len(&self) -> usize {
+        self.iov.len()
+    }
+}
+
+impl Gather {
+    /// Appends a part; empty parts are skipped.
+    #[inline]
+    pub fn push(&mut self, part: Bytes) {
+        if !part.is_empty() {
+            self.parts.push(part);
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.parts.is_empty()
+    }
+
+    /// The parts still to write.
+    pub fn parts(&self) -> &[Bytes] {
+        &self.parts
+    }
+
+    /// Total bytes left to write.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(Bytes::len).sum()
+    }
+
+    pub fn clear(&mut self) {
+        self.parts.clear();
+        self.iov.clear();
+    }
+
+    /// Rebuilds the iovecs from the parts.
+    fn sync(&mut self) {
+        self.iov.clear();
+        self.iov
+            .extend(self.parts.iter().take(MAX_IOVECS).map(|p| libc::iovec {
+                iov_base: p.as_ptr() as *mut libc::c_void,
+                iov_len: p.len(),
+            }));
+    }
+
+    /// Forgets the first `n` bytes, which were written.
+    fn advance(&mut self, mut n: usize) {
+        let mut done = 0;
+        for part in self.parts.iter_mut() {
+            if n >= part.len() {
+                n -= part.len();
+                done += 1;
+            } else {
+                part.advance(n);
+                break;
+            }
+        }
+        self.parts.drain(..done);
+    }
+}
+
+/// Writes every part of `gather` and leaves it empty. On error the gather
+/// is left empty too.
+pub async fn write_gather(stream: &mut TcpStream, gather: &mut Gather) -> Result<(), IoFail> {
+    while !gather.is_empty() {
+        let mut owned = std::mem::take(gather);
+        owned.sync();
+        let (res, back) = stream.writev(owned).await;
+        *gather = back;
+        match res {
+            Ok(0) => {
+                gather.clear();
+                return Err(IoFail::Closed);
+            }
+            Ok(n) => gather.advance(n),
+            Err(e) => {
+                gather.clear();
+                return Err(e.into());
+            }
+        }
+    }
+    gather.iov.clear();
+    Ok(())
+}
+
+/// Whether an idle pooled connection is still open and quiet: a
+/// non-blocking peek sees nothing to read. A closed connection reads 0; a
+/// target that sent something unasked (a 408 before closing, say) has bytes
+/// waiting: neither can carry a request.
+pub fn is_idle_and_open(stream: &TcpStream) -> bool {
+    let mut byte = 0u8;
+    // SAFETY: recv writes at most 1 byte into `byte`, a valid local; the
+    // fd belongs to `stream`, which outlives the call.
+    let n = unsafe {
+        libc::recv(
+            stream.as_raw_fd(),
+            (&mut byte as *mut u8).cast(),
+            1,
+            libc::MSG_PEEK | libc::MSG_DONTWAIT,
+        )
+    };
+    n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
+}
+
+/// Connects to `addr` within `limit`, with TCP_NODELAY set.
+pub async fn connect(addr: std::net::SocketAddr, limit: Duration) -> Result<TcpStream, IoFail> {
+    let stream = deadline(limit, async {
+        TcpStream::connect_addr(addr).await.map_err(IoFail::from)
+    })
+    .await?;
+    let _ = stream.set_nodelay(true);
+    Ok(stream)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn advance_drops_written_parts_and_trims_the_next() {
+        let mut g = Gather::default();
+        g.push(Bytes::from_static(b"abc"));
+        g.push(Bytes::new());
+        g.push(Bytes::from_static(b"defg"));
+        g.push(Bytes::from_static(b"h"));
+        assert_eq!(g.len(), 8);
+        g.sync();
+        assert_eq!(g.read_iovec_len(), 3);
+        g.advance(5);
+        assert_eq!(
+            g.parts,
+            vec![Bytes::from_static(b"fg"), Bytes::from_static(b"h")]
+        );
+        g.advance(3);
+        assert!(g.is_empty());
+    }
+}

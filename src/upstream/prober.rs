@@ -1,0 +1,131 @@
+//! The prober: one task, on worker 0, that sends `GET <health-path>` to every
+//! target each interval, all at once, each under a deadline, and writes the
+//! result into the shared health bitmap. 2xx is healthy; anything else
+//! (refused, reset, timed out, another status, garbage) is degraded.
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use monoio::net::TcpStream;
+
+use crate::http::parse_response;
+use crate::stream::{connect, deadline, read_more, write_all, IoFail};
+use crate::worker::Shared;
+
+/// Largest health-check response head read.
+const MAX_CHECK_HEAD: usize = 16 * 1024;
+
+/// The result of one health check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Check {
+    Healthy(u16),
+    Status(u16),
+    Refused,
+    TimedOut,
+    Closed,
+    Invalid,
+    Failed,
+}
+
+impl Check {
+    fn is_healthy(self) -> bool {
+        matches!(self, Check::Healthy(_))
+    }
+}
+
+impl fmt::Display for Check {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Check::Healthy(s) | Check::Status(s) => write!(f, "health check answered {s}"),
+            Check::Refused => f.write_str("health check: connection refused"),
+            Check::TimedOut => f.write_str("health check timed out"),
+            Check::Closed => f.write_str("health check: connection closed without an answer"),
+            Check::Invalid => f.write_str("health check: invalid response"),
+            Check::Failed => f.write_str("health check: connection failed"),
+        }
+    }
+}
+
+impl From<IoFail> for Check {
+    fn from(e: IoFail) -> Check {
+        match e {
+            IoFail::Refused => Check::Refused,
+            IoFail::TimedOut => Check::TimedOut,
+            IoFail::Closed => Check::Closed,
+            IoFail::Error => Check::Failed,
+        }
+    }
+}
+
+/// Checks one target on a fresh connection with `Connection: close`.
+pub async fn check(addr: SocketAddr, host: &str, path: &str, limit: Duration) -> Check {
+    let exchange = async {
+        let mut stream: TcpStream = connect(addr, limit).await?;
+        let request = format!(
+            "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: load-balancer-health\r\nConnection: close\r\n\r\n"
+        );
+        write_all(&mut stream, request.into()).await?;
+        let mut buf = BytesMut::with_capacity(1024);
+        loop {
+            read_more(&mut stream, &mut buf, 512).await?;
+            match parse_response(&buf, false) {
+                Ok(Some(head)) if head.is_interim() => {
+                    let _ = buf.split_to(head.head_len);
+                }
+                Ok(Some(head)) if (200..300).contains(&head.status) => {
+                    return Ok(Check::Healthy(head.status))
+                }
+                Ok(Some(head)) => return Ok(Check::Status(head.status)),
+                Ok(None) if buf.len() < MAX_CHECK_HEAD => {}
+                _ => return Ok(Check::Invalid),
+            }
+        }
+    };
+    match deadline(limit, exchange).await {
+        Ok(check) => check,
+        Err(e) => e.into(),
+    }
+}
+
+/// Checks every target once, concurrently, and updates the bitmap, logging
+/// each change. The first round (`first`) logs only the targets found
+/// degraded, with why: all start degraded, and the start-up line lists them.
+pub async fn run_round(shared: &'static Shared, first: bool) {
+    let config = &shared.config;
+    let checks: Vec<_> = config
+        .backends
+        .iter()
+        .zip(&config.backend_names)
+        .map(|(&addr, name)| {
+            monoio::spawn(check(
+                addr,
+                name,
+                &config.health_path,
+                config.health_timeout,
+            ))
+        })
+        .collect();
+    for (target, handle) in checks.into_iter().enumerate() {
+        let result = handle.await;
+        let name = &config.backend_names[target];
+        if result.is_healthy() {
+            if shared.health.mark_healthy(target) && !first {
+                log!("health: {name} degraded -> healthy ({result})");
+            }
+        } else if first {
+            log!("health: {name} is degraded at start ({result})");
+        } else if shared.health.mark_degraded(target) {
+            log!("health: {name} healthy -> degraded ({result})");
+        }
+    }
+}
+
+/// Runs a round every interval, forever.
+pub async fn run(shared: &'static Shared) {
+    loop {
+        monoio::time::sleep(shared.config.health_interval).await;
+        run_round(shared, false).await;
+    }
+}
