@@ -1,0 +1,54 @@
+//! Harness for the end-to-end tests: real sockets on loopback, real target
+//! servers, the real binary. Each test file does `mod support; use support::*;`.
+//!
+//! - [`Backend`] (`backend.rs`): an HTTP/1.1 target with switchable faults
+//!   ([`Mode`]), a health endpoint, counters and a log of received requests.
+//! - [`Balancer`] (`balancer.rs`): the `load-balancer` binary as a child
+//!   process; its address is read from its `listening on` line.
+//! - [`Client`] (`client.rs`): a raw client that sends exact bytes and reads
+//!   responses one at a time (1xx, chunked, until-close, pipelined).
+//! - `wire.rs`: the buffered head and body reader both sides share.
+//!
+//! Nothing here sleeps a fixed time to let things settle: waits are for a
+//! condition, with a deadline ([`wait_until`], [`wait_for`]).
+
+// Each test file uses a different part of the harness.
+#![allow(dead_code)]
+
+mod backend;
+mod balancer;
+mod client;
+mod wire;
+
+use std::time::{Duration, Instant};
+
+// A test file that uses part of the harness must not warn about the rest.
+#[allow(unused_imports)]
+pub use backend::{Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT, HEALTH_PATH};
+#[allow(unused_imports)]
+pub use balancer::{balancer_program, Balancer, RunOutput, LISTENING, START_TIMEOUT};
+#[allow(unused_imports)]
+pub use client::{get, request_bytes, Client, Response, CLIENT_TIMEOUT};
+
+/// How often the wait helpers check their condition.
+pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
+
+/// Checks `cond` every [`POLL_INTERVAL`] until it holds or `deadline` passes
+/// (checking once more at the deadline); returns whether it held.
+pub fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
+    loop {
+        if cond() {
+            return true;
+        }
+        let now = Instant::now();
+        if now >= deadline {
+            return false;
+        }
+        std::thread::sleep(POLL_INTERVAL.min(deadline - now));
+    }
+}
+
+/// [`wait_until`] with a deadline `timeout` from now.
+pub fn wait_for(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
+    wait_until(Instant::now() + timeout, cond)
+}
