@@ -53,8 +53,21 @@ impl Balancer {
     /// the next space). Panics, showing the output, if the program exits
     /// first or the deadline passes.
     pub fn start_with(program: &Path, args: &[&str]) -> Balancer {
+        Balancer::start_with_env(program, args, &[])
+    }
+
+    /// [`Balancer::start`] with extra environment variables.
+    pub fn start_env(env: &[(&str, &str)], args: &[&str]) -> Balancer {
+        let mut full = vec!["--bind", "127.0.0.1", "-p", "0"];
+        full.extend_from_slice(args);
+        Balancer::start_with_env(balancer_program(), &full, env)
+    }
+
+    /// [`Balancer::start_with`] with extra environment variables.
+    pub fn start_with_env(program: &Path, args: &[&str], env: &[(&str, &str)]) -> Balancer {
         let mut child = Command::new(program)
             .args(args)
+            .envs(env.iter().copied())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())

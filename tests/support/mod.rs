@@ -52,3 +52,18 @@ pub fn wait_until(deadline: Instant, mut cond: impl FnMut() -> bool) -> bool {
 pub fn wait_for(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
     wait_until(Instant::now() + timeout, cond)
 }
+
+/// Starts a balancer in front of `backends` with one worker (so round robin
+/// is deterministic) and a health interval long enough that the prober
+/// stays out of the way after its first round; `extra` flags come last and
+/// win over these.
+pub fn start_balancer(backends: &[&Backend], extra: &[&str]) -> Balancer {
+    let addrs: Vec<String> = backends.iter().map(|b| b.addr().to_string()).collect();
+    let mut args: Vec<&str> = Vec::new();
+    for a in &addrs {
+        args.extend(["-b", a.as_str()]);
+    }
+    args.extend(["--workers", "1", "--health-interval", "60s"]);
+    args.extend_from_slice(extra);
+    Balancer::start(&args)
+}
