@@ -8,6 +8,10 @@ use std::time::Duration;
 /// target after a 500 or a reset. A larger body is streamed and not replayed.
 pub const DEFAULT_MAX_REPLAY_BODY: usize = 1024 * 1024;
 
+/// Deadline of one health check unless `--health-timeout` says otherwise
+/// (never longer than the interval).
+pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
+
 /// Idle keep-alive connections kept per target on each worker.
 pub const DEFAULT_POOL_SIZE: usize = 128;
 
@@ -64,7 +68,7 @@ pub struct Config {
 /// What the command line asked for.
 #[derive(Debug)]
 pub enum Command {
-    Run(Config),
+    Run(Box<Config>),
     Help,
     Version,
 }
@@ -253,9 +257,9 @@ where
         .map(|b| resolve_backend(b))
         .collect::<Result<Vec<_>, _>>()?;
     let health_timeout = health_timeout
-        .unwrap_or(health_interval)
+        .unwrap_or(DEFAULT_HEALTH_TIMEOUT)
         .min(health_interval);
-    Ok(Command::Run(Config {
+    Ok(Command::Run(Box::new(Config {
         listen: SocketAddr::new(bind, port),
         backend_names,
         backends,
@@ -270,7 +274,7 @@ where
         header_timeout,
         pool_size,
         max_replay_body,
-    }))
+    })))
 }
 
 #[cfg(test)]
@@ -283,7 +287,7 @@ mod tests {
 
     fn config(args: &[&str]) -> Config {
         match parse(args) {
-            Ok(Command::Run(c)) => c,
+            Ok(Command::Run(c)) => *c,
             other => panic!("expected a config, got {other:?}"),
         }
     }
@@ -308,6 +312,13 @@ mod tests {
         assert_eq!(c.health_path, "/_health");
         assert_eq!(c.retries, 2);
         assert_eq!(c.workers, None);
+        assert_eq!(c.health_timeout, Duration::from_secs(1));
+        let slow = config(&["-p", "1", "-b", "127.0.0.1:2", "--health-interval", "60s"]);
+        assert_eq!(
+            slow.health_timeout,
+            Duration::from_secs(1),
+            "not the interval"
+        );
     }
 
     #[test]

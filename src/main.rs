@@ -16,7 +16,7 @@ fn main() -> ExitCode {
             println!("load-balancer {}", env!("CARGO_PKG_VERSION"));
             ExitCode::SUCCESS
         }
-        Ok(Command::Run(config)) => match load_balancer::runtime::run(config) {
+        Ok(Command::Run(config)) => match load_balancer::runtime::run(*config) {
             Ok(()) => ExitCode::SUCCESS,
             Err(e) => {
                 eprintln!("load-balancer: {e}");

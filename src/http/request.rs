@@ -216,7 +216,8 @@ mod tests {
     #[test]
     fn request_table() {
         use Error::*;
-        let cases: &[(&str, Result<(Framing, bool), Error>)] = &[
+        type Case = (&'static str, Result<(Framing, bool), Error>);
+        let cases: &[Case] = &[
             ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", Ok((Framing::None, true))),
             ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", Ok((Framing::Length(5), true))),
             ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Ok((Framing::Length(5), true))),

@@ -79,13 +79,13 @@ impl ClientConn {
             scanned += progress
                 .advance(&self.buf[scanned..])
                 .map_err(|_| ClientFail::Answer(Error::BadFraming))?;
-            if progress.is_done() {
-                return Ok(RequestBody::Whole(self.buf.split_to(scanned).freeze()));
-            }
             let too_large = match req.framing {
                 Framing::Length(n) => n as usize > limit,
                 _ => scanned > limit,
             };
+            if progress.is_done() && !too_large {
+                return Ok(RequestBody::Whole(self.buf.split_to(scanned).freeze()));
+            }
             if too_large {
                 let first = self.buf.split_to(scanned).freeze();
                 return Ok(RequestBody::Streamed {

@@ -83,16 +83,20 @@ impl ClientConn {
         let mut started: Option<Instant> = None;
         loop {
             if !self.buf.is_empty() {
-                if let Some(req) = parse_request(&self.buf)? {
-                    return Ok(Some(req));
-                }
-                if self.buf.len() >= MAX_REQUEST_HEAD {
-                    return Err(Error::HeadTooLarge);
+                match parse_request(&self.buf)? {
+                    // A buffer grown for an earlier body can hold a whole
+                    // head over the limit: measure the head, not the read.
+                    Some(req) if req.head_len > MAX_REQUEST_HEAD => {
+                        return Err(Error::HeadTooLarge)
+                    }
+                    Some(req) => return Ok(Some(req)),
+                    None if self.buf.len() >= MAX_REQUEST_HEAD => return Err(Error::HeadTooLarge),
+                    None => {}
                 }
             }
             // Idle between requests, the keep-alive timeout applies; once a
             // head has begun, it must be complete within the header timeout.
-            let limit = if self.buf.is_empty() {
+            let limit = if self.buf.is_empty() && started.is_none() {
                 config.client_timeout
             } else {
                 let t0 = *started.get_or_insert_with(Instant::now);
@@ -103,7 +107,9 @@ impl ClientConn {
             };
             match deadline(limit, read_more(&mut self.stream, &mut self.buf, 1024)).await {
                 Ok(_) => {}
-                Err(IoFail::TimedOut) if !self.buf.is_empty() => return Err(Error::RequestTimeout),
+                // A timed-out read takes the buffer with it: whether a head
+                // had begun is known from `started`, not from the buffer.
+                Err(IoFail::TimedOut) if started.is_some() => return Err(Error::RequestTimeout),
                 Err(_) => return Ok(None),
             }
         }
