@@ -239,6 +239,37 @@ fn answers_502_when_every_target_refuses_the_connection() {
 }
 
 #[test]
+fn closes_the_client_connection_when_an_error_leaves_part_of_the_body_unread() {
+    let a = Backend::start("A");
+    let lb = start_balancer(&[&a], &["--max-replay-body", "1024"]);
+    a.stop();
+
+    // A body too large to buffer: only its first part has been read when
+    // every target fails, so the rest must not be taken for a next request.
+    let mut client = Client::connect(lb.addr());
+    let mut head = request_bytes("POST", "/", &[("Content-Length", "100000")], b"");
+    head.extend(std::iter::repeat_n(b'x', 2000));
+    client.send(&head);
+    let r = client.read_response();
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("Connection"), Some("close"));
+    assert!(client.is_closed(Duration::from_secs(5)));
+}
+
+#[test]
+fn keeps_the_client_connection_after_an_error_when_the_request_was_read_whole() {
+    let a = Backend::start("A");
+    let lb = start_balancer(&[&a], &[]);
+    a.stop();
+
+    let mut client = Client::connect(lb.addr());
+    let r = client.request("POST", "/", &[], b"a small body");
+    assert_eq!(r.status, 502);
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+    assert_eq!(client.request("GET", "/", &[], b"").status, 503);
+}
+
+#[test]
 fn answers_502_when_every_target_resets_before_answering() {
     let a = Backend::start("A");
     let b = Backend::start("B");

@@ -101,14 +101,30 @@ impl Exchange<'_> {
             match self.attempt(conn, target).await {
                 Attempt::Finished(next) => return next,
                 Attempt::Retry(e) => last_error = e,
-                Attempt::Fail(e, close) => return answer(conn, e, close, &self.req).await,
+                Attempt::Fail(e, close) => return self.answer(conn, e, close).await,
             }
         }
         if let Some((head, mut buf)) = self.last_500.take() {
             let relayed = relay(conn, &self.req, head, &mut buf, None, self.worker).await;
             return relayed.next;
         }
-        answer(conn, last_error, false, &self.req).await
+        self.answer(conn, last_error, false).await
+    }
+
+    /// Answers an error the balancer makes itself. The connection closes
+    /// when asked, when the error says so, or when part of the request body
+    /// is still unread on the socket (it would be taken for the next request).
+    async fn answer(&self, conn: &mut ClientConn, e: Error, close: bool) -> Next {
+        let unread_body = match &self.body {
+            RequestBody::Streamed { rest, .. } => !rest.is_done(),
+            _ => false,
+        };
+        let keep_alive = self.req.keep_alive && !close && !unread_body && !e.closes_connection();
+        let limit = self.worker.config().client_timeout;
+        match conn.send(e.response(keep_alive), limit).await {
+            Ok(()) if keep_alive => Next::KeepAlive,
+            _ => Next::Close,
+        }
     }
 
     async fn attempt(&mut self, conn: &mut ClientConn, target: usize) -> Attempt {
@@ -265,14 +281,4 @@ fn is_complete(head: &ResponseHead, buf: &[u8]) -> bool {
     }
     let mut progress = BodyProgress::new(head.framing);
     progress.advance(&buf[head.head_len..]).is_ok() && progress.is_done()
-}
-
-/// Answers an error the balancer makes itself.
-async fn answer(conn: &mut ClientConn, e: Error, close: bool, req: &RequestHead) -> Next {
-    let keep_alive = req.keep_alive && !close && !e.closes_connection();
-    let limit = std::time::Duration::from_secs(10);
-    if conn.send(e.response(keep_alive), limit).await.is_err() || !keep_alive {
-        return Next::Close;
-    }
-    Next::KeepAlive
 }

@@ -9,7 +9,7 @@ mod relay;
 
 use std::net::SocketAddr;
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use monoio::io::AsyncWriteRent;
@@ -32,6 +32,9 @@ pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
 /// Most bytes read and thrown away while closing after an error, so that
 /// the client reads the answer rather than a reset.
 const LINGER_BYTES: usize = 256 * 1024;
+
+/// Longest time spent answering an error and draining before closing.
+const LINGER: Duration = Duration::from_secs(2);
 
 /// Whether the client connection carries on after an exchange.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -116,7 +119,7 @@ impl ClientConn {
     }
 
     /// Writes `bytes` to the client within the client timeout.
-    async fn send(&mut self, bytes: Bytes, limit: std::time::Duration) -> Result<(), IoFail> {
+    async fn send(&mut self, bytes: Bytes, limit: Duration) -> Result<(), IoFail> {
         deadline(limit, write_all(&mut self.stream, bytes)).await
     }
 
@@ -125,20 +128,18 @@ impl ClientConn {
     /// rather than a reset (a lingering close, as nginx does).
     #[cold]
     async fn fail(mut self, e: Error) {
-        let limit = std::time::Duration::from_secs(2);
-        if self.send(e.response(false), limit).await.is_err() {
+        if self.send(e.response(false), LINGER).await.is_err() {
             return;
         }
         let _ = self.stream.shutdown().await;
+        let until = Instant::now() + LINGER;
         let mut drained = 0;
         while drained < LINGER_BYTES {
+            let Some(left) = until.checked_duration_since(Instant::now()) else {
+                break;
+            };
             self.buf.clear();
-            match deadline(
-                limit,
-                read_more(&mut self.stream, &mut self.buf, CLIENT_BUF),
-            )
-            .await
-            {
+            match deadline(left, read_more(&mut self.stream, &mut self.buf, CLIENT_BUF)).await {
                 Ok(n) => drained += n,
                 Err(_) => break,
             }
