@@ -111,7 +111,8 @@ cat <<EOF
 
 Ready: http://127.0.0.1:$LB_PORT/ balances over target-9000 .. target-9009.
 Watch it from another terminal:
-  for i in \$(seq 10); do curl -s localhost:$LB_PORT/; done   # round robin: hello from target-9000, -9001, ...
+  curl -s "localhost:$LB_PORT/[1-10]"           # ten requests on one connection: round robin over the targets
+                                              # (each worker has its own cursor; one connection stays on one worker)
   curl -s localhost:9003/_control/fail        # target-9003 answers 500: the balancer retries elsewhere, marks it degraded
   curl -s localhost:9003/_control/unhealthy   # its /_health fails: the health checks take it out of rotation
   curl -s localhost:9003/_control/healthy; curl -s localhost:9003/_control/ok   # bring it back
