@@ -63,10 +63,7 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn, req: RequestHead) 
     let head = conn.buf.split_to(req.head_len).freeze();
     let body = match conn.take_body(&req, config).await {
         Ok(body) => body,
-        Err(ClientFail::Answer(e)) => {
-            let _ = conn.send(e.response(false), config.client_timeout).await;
-            return Next::Close;
-        }
+        Err(ClientFail::Answer(e)) => return Next::Reject(e),
         Err(ClientFail::Gone) => return Next::Close,
     };
     let mut ex = Exchange {
@@ -162,7 +159,9 @@ impl Exchange<'_> {
                     return Attempt::Fail(Error::BadResponse, !self.replayable())
                 }
                 Err(SendFail::Upstream) => return Attempt::Fail(Error::TargetFailed, true),
-                Err(SendFail::Client(ClientFail::Answer(e))) => return Attempt::Fail(e, true),
+                Err(SendFail::Client(ClientFail::Answer(e))) => {
+                    return Attempt::Finished(Next::Reject(e))
+                }
                 Err(SendFail::Client(ClientFail::Gone)) => return Attempt::Finished(Next::Close),
             }
         };

@@ -41,6 +41,8 @@ const LINGER: Duration = Duration::from_secs(2);
 pub enum Next {
     KeepAlive,
     Close,
+    /// The client sent something wrong: answer this, then close.
+    Reject(Error),
 }
 
 /// The client side of a connection and the buffers it reuses.
@@ -71,10 +73,11 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
             Ok(None) => return,
             Err(e) => return conn.fail(e).await,
         };
-        if forward::exchange(&worker, &mut conn, req).await == Next::Close {
-            return;
+        match forward::exchange(&worker, &mut conn, req).await {
+            Next::KeepAlive => conn.shrink_buffer(),
+            Next::Close => return,
+            Next::Reject(e) => return conn.fail(e).await,
         }
-        conn.shrink_buffer();
     }
 }
 
