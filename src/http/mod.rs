@@ -188,6 +188,47 @@ impl ConnectionOptions {
     }
 }
 
+/// The fields that decide a message's framing and persistence, gathered in
+/// the first pass over its head.
+#[derive(Default)]
+struct FramingFields {
+    conn: ConnectionOptions,
+    codings: TransferCodings,
+    content_length: Option<u64>,
+}
+
+/// A `Content-Length` that is invalid, or differs from an earlier one.
+struct BadContentLength;
+
+impl FramingFields {
+    /// Takes in one field of the head.
+    #[inline]
+    fn add(&mut self, head: &[u8], known: Known, value: &[u8]) -> Result<(), BadContentLength> {
+        match known {
+            Known::ContentLength => {
+                let n = parse_content_length(value).ok_or(BadContentLength)?;
+                if self.content_length.is_some_and(|m| m != n) {
+                    return Err(BadContentLength);
+                }
+                self.content_length = Some(n);
+            }
+            Known::TransferEncoding => self.codings.add(value),
+            Known::Connection => self.conn.add(head, value),
+            _ => {}
+        }
+        Ok(())
+    }
+
+    /// Whether a message of this version stays open after it: HTTP/1.1
+    /// unless `close`, HTTP/1.0 only with `keep-alive`.
+    fn persistent(&self, version: Version) -> bool {
+        match version {
+            Version::Http11 => !self.conn.close,
+            Version::Http10 => self.conn.keep_alive && !self.conn.close,
+        }
+    }
+}
+
 /// Header names a proxy looks at, matched case-insensitively.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Known {

@@ -4,8 +4,8 @@
 use std::mem::MaybeUninit;
 
 use super::{
-    classify, line_range, offset_in, parse_content_length, value_end, ConnectionOptions, Drops,
-    Error, Framing, Known, TransferCoding, TransferCodings, Version,
+    classify, line_range, offset_in, value_end, Drops, Error, Framing, FramingFields, Known,
+    TransferCoding, Version,
 };
 
 /// Most header fields in one request head (HAProxy's default is 101).
@@ -65,25 +65,16 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
     let version = Version::from_minor(minor);
 
     // First pass: what the fields say.
-    let mut conn = ConnectionOptions::default();
-    let mut codings = TransferCodings::default();
-    let mut content_length: Option<u64> = None;
-    let mut saw_content_length = false;
+    let mut fields = FramingFields::default();
     let mut hosts = 0u32;
     let mut forwarded_for_lines = 0u32;
     let mut expect_continue = false;
     for h in req.headers.iter() {
-        match classify(h.name.as_bytes()) {
-            Known::ContentLength => {
-                let n = parse_content_length(h.value).ok_or(Error::BadFraming)?;
-                if saw_content_length && content_length != Some(n) {
-                    return Err(Error::BadFraming);
-                }
-                saw_content_length = true;
-                content_length = Some(n);
-            }
-            Known::TransferEncoding => codings.add(h.value),
-            Known::Connection => conn.add(head, h.value),
+        let known = classify(h.name.as_bytes());
+        fields
+            .add(head, known, h.value)
+            .map_err(|_| Error::BadFraming)?;
+        match known {
             Known::Host => hosts += 1,
             Known::Expect => expect_continue = h.value.eq_ignore_ascii_case(b"100-continue"),
             Known::XForwardedFor => forwarded_for_lines += 1,
@@ -95,12 +86,14 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
         return Err(Error::BadHost);
     }
 
-    let framing = match codings.result() {
-        TransferCoding::Absent => match content_length {
+    let framing = match fields.codings.result() {
+        TransferCoding::Absent => match fields.content_length {
             None | Some(0) => Framing::None,
             Some(n) => Framing::Length(n),
         },
-        _ if saw_content_length || version == Version::Http10 => return Err(Error::BadFraming),
+        _ if fields.content_length.is_some() || version == Version::Http10 => {
+            return Err(Error::BadFraming)
+        }
         TransferCoding::Chunked => Framing::Chunked,
         TransferCoding::Unknown => return Err(Error::UnknownTransferCoding),
         TransferCoding::NotChunked | TransferCoding::Invalid => return Err(Error::BadFraming),
@@ -129,7 +122,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
                 forwarded_for = Some((start as u32, end as u32));
                 true
             }
-            _ => conn.names_len > 0 && conn.lists(head, name),
+            _ => fields.conn.names_len > 0 && fields.conn.lists(head, name),
         };
         if drop {
             let (s, e) = line_range(head, name, end);
@@ -139,10 +132,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
         }
     }
 
-    let keep_alive = match version {
-        Version::Http11 => !conn.close,
-        Version::Http10 => conn.keep_alive && !conn.close,
-    };
+    let keep_alive = fields.persistent(version);
     Ok(Some(RequestHead {
         head_len,
         is_head: method == "HEAD",

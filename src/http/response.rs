@@ -4,8 +4,8 @@
 use std::mem::MaybeUninit;
 
 use super::{
-    classify, line_range, parse_content_length, value_end, ConnectionOptions, Drops, Error,
-    Framing, Known, TransferCoding, TransferCodings, Version,
+    classify, line_range, value_end, Drops, Error, Framing, FramingFields, Known, TransferCoding,
+    Version,
 };
 
 /// Most header fields accepted in one response head.
@@ -54,28 +54,15 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
     };
     let version = Version::from_minor(minor);
 
-    let mut conn = ConnectionOptions::default();
-    let mut codings = TransferCodings::default();
-    let mut content_length: Option<u64> = None;
-    let mut saw_content_length = false;
+    let mut fields = FramingFields::default();
     for h in resp.headers.iter() {
-        match classify(h.name.as_bytes()) {
-            Known::ContentLength => {
-                let n = parse_content_length(h.value).ok_or(Error::BadResponse)?;
-                if saw_content_length && content_length != Some(n) {
-                    return Err(Error::BadResponse);
-                }
-                saw_content_length = true;
-                content_length = Some(n);
-            }
-            Known::TransferEncoding => codings.add(h.value),
-            Known::Connection => conn.add(head, h.value),
-            _ => {}
-        }
+        fields
+            .add(head, classify(h.name.as_bytes()), h.value)
+            .map_err(|_| Error::BadResponse)?;
     }
 
     let no_body = request_is_head || (100..200).contains(&status) || status == 204 || status == 304;
-    let coding = codings.result();
+    let coding = fields.codings.result();
     let framing = if no_body {
         Framing::None
     } else {
@@ -83,7 +70,7 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
             TransferCoding::Chunked => Framing::Chunked,
             TransferCoding::Invalid => return Err(Error::BadResponse),
             TransferCoding::NotChunked | TransferCoding::Unknown => Framing::UntilClose,
-            TransferCoding::Absent => match content_length {
+            TransferCoding::Absent => match fields.content_length {
                 Some(0) => Framing::None,
                 Some(n) => Framing::Length(n),
                 None => Framing::UntilClose,
@@ -91,7 +78,7 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
         }
     };
     // With Transfer-Encoding, Content-Length is wrong and must not reach the client.
-    let drop_content_length = coding != TransferCoding::Absent && saw_content_length;
+    let drop_content_length = coding != TransferCoding::Absent && fields.content_length.is_some();
 
     let mut drops = Drops::default();
     for h in resp.headers.iter() {
@@ -99,7 +86,7 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
         let drop = match classify(name) {
             Known::Connection | Known::KeepAlive | Known::ProxyConnection | Known::Upgrade => true,
             Known::ContentLength => drop_content_length,
-            _ => conn.names_len > 0 && conn.lists(head, name),
+            _ => fields.conn.names_len > 0 && fields.conn.lists(head, name),
         };
         if drop {
             let (s, e) = line_range(head, name, value_end(head, h.value));
@@ -109,10 +96,7 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
         }
     }
 
-    let persistent = match version {
-        Version::Http11 => !conn.close,
-        Version::Http10 => conn.keep_alive && !conn.close,
-    };
+    let persistent = fields.persistent(version);
     Ok(Some(ResponseHead {
         head_len,
         status,
