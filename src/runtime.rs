@@ -152,9 +152,10 @@ fn startup_line(listen: SocketAddr, workers: usize, legacy: usize, shared: &Shar
 /// (Linux 5.19+): completions are run when the worker next enters the
 /// kernel instead of interrupting it. Without it, a completion arriving
 /// while the sender on the other core still holds the socket lock makes
-/// the worker spin on that lock: on a 2-core VM this was 30% of the CPU per
-/// request (see the README's figures). Kernels without the flag refuse the
-/// ring, and the caller builds it again without.
+/// the worker spin on that lock: on a 2-core VM, one worker under wrk went
+/// from about 16.5 to about 11.5 µs of CPU per request with the flag.
+/// Kernels without the flag refuse the ring, and the caller builds it again
+/// without.
 fn build_runtime(coop_taskrun: bool) -> std::io::Result<Runtime> {
     let mut ring = io_uring::IoUring::builder();
     if coop_taskrun {
