@@ -435,6 +435,55 @@ fn stale_pooled_upstream_connection_does_not_fail_the_request() {
     assert_eq!(backend.requests(), 3);
 }
 
+#[test]
+fn checks_a_pooled_connection_is_open_before_reusing_it() {
+    let backend = Backend::start("a");
+    backend.set_mode(Mode::Echo);
+    backend.close_idle_after_response(true);
+    let lb = start_balancer(&[&backend], &["--max-replay-body", "1024"]);
+    let mut c = Client::connect(lb.addr());
+    assert_eq!(c.request("GET", "/", &[], b"").status, 200);
+    // The target has closed the pooled connection (and the health check's).
+    assert!(wait_for(Duration::from_secs(5), || backend
+        .open_connections()
+        == 0));
+
+    // A body over the replay bound cannot be sent twice: only a check
+    // before reuse keeps it off the closed connection.
+    let body = payload(4096);
+    let r = c.request("POST", "/", &[], &body);
+    assert_eq!(r.status, 200, "{}", r.body_str());
+    assert_eq!(r.body, body);
+}
+
+#[test]
+fn keeps_at_most_pool_size_idle_connections_per_target() {
+    let backend = Backend::start("a");
+    backend.set_mode(Mode::Delay(Duration::from_millis(300)));
+    let lb = start_balancer(&[&backend], &["--pool-size", "1"]);
+    let addr = lb.addr();
+    // Two requests in flight at once need two upstream connections.
+    let clients: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || get(addr, "/").status))
+        .collect();
+    for c in clients {
+        assert_eq!(c.join().unwrap(), 200);
+    }
+    let conns: std::collections::HashSet<usize> =
+        backend.requests_log().iter().map(|r| r.conn).collect();
+    assert_eq!(conns.len(), 2);
+    // Only one goes back to the pool; the other is closed.
+    assert!(
+        wait_for(Duration::from_secs(5), || backend.open_connections() == 1),
+        "{} open",
+        backend.open_connections()
+    );
+    backend.set_mode(Mode::Ok);
+    get(addr, "/");
+    let last = backend.last_request().unwrap().conn;
+    assert!(conns.contains(&last), "the kept connection is reused");
+}
+
 // ---------------------------------------------------------------------------
 // Malformed requests
 

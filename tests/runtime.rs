@@ -76,3 +76,111 @@ fn accept_errors_back_off_instead_of_spinning() {
     });
     assert!(served, "no answer after descriptors were freed");
 }
+
+/// CPUs in a `Cpus_allowed_list` such as `0-3,6`.
+fn cpu_list(text: &str) -> Vec<usize> {
+    text.trim()
+        .split(',')
+        .flat_map(|part| match part.split_once('-') {
+            Some((a, b)) => (a.parse().unwrap()..=b.parse().unwrap()).collect::<Vec<usize>>(),
+            None => vec![part.parse().unwrap()],
+        })
+        .collect()
+}
+
+/// The CPUs a thread of `pid` may run on (`tid == pid`: the main thread).
+fn allowed_cpus(pid: u32, tid: &str) -> Vec<usize> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/status")).unwrap();
+    let line = status
+        .lines()
+        .find(|l| l.starts_with("Cpus_allowed_list:"))
+        .unwrap();
+    cpu_list(line.split_once(':').unwrap().1)
+}
+
+/// (thread name, CPUs it may run on) for every thread named `worker-N`.
+fn workers(pid: u32) -> Vec<(String, Vec<usize>)> {
+    let mut found = Vec::new();
+    for entry in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let tid = entry.unwrap().file_name().into_string().unwrap();
+        let comm = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/comm")).unwrap();
+        if comm.starts_with("worker-") {
+            found.push((comm.trim().to_string(), allowed_cpus(pid, &tid)));
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn pins_each_worker_to_one_core() {
+    let target = Backend::start("a");
+    let lb = start_balancer(&[&target], &["--workers", "2"]);
+    let allowed = allowed_cpus(lb.pid(), &lb.pid().to_string());
+    let found = workers(lb.pid());
+    assert_eq!(found.len(), 2, "{found:?}");
+    for (i, (name, cpus)) in found.iter().enumerate() {
+        assert_eq!(name, &format!("worker-{i}"));
+        assert_eq!(
+            cpus,
+            &vec![allowed[i % allowed.len()]],
+            "{name} pinned to {cpus:?}"
+        );
+    }
+}
+
+#[test]
+fn runs_one_worker_per_core_it_may_use_by_default() {
+    let target = Backend::start("a");
+    let addr = target.addr().to_string();
+    let lb = Balancer::start(&["-b", &addr]);
+    let cores = allowed_cpus(lb.pid(), &lb.pid().to_string()).len();
+    assert!(
+        lb.log_contains(&format!("with {cores} workers")),
+        "{:?}",
+        lb.log()
+    );
+    assert_eq!(workers(lb.pid()).len(), cores);
+
+    // Under `taskset -c 0` only one core is allowed: one worker.
+    let program = balancer_program().to_str().unwrap();
+    let pinned = Balancer::start_with(
+        Path::new("taskset"),
+        &[
+            "-c",
+            "0",
+            program,
+            "--bind",
+            "127.0.0.1",
+            "-p",
+            "0",
+            "-b",
+            &addr,
+        ],
+    );
+    assert!(pinned.log_contains("with 1 workers"), "{:?}", pinned.log());
+}
+
+#[test]
+fn listens_with_a_backlog_well_above_1024() {
+    let target = Backend::start("a");
+    let lb = start_balancer(&[&target], &[]);
+    let somaxconn: u32 = std::fs::read_to_string("/proc/sys/net/core/somaxconn")
+        .unwrap()
+        .trim()
+        .parse()
+        .unwrap();
+    // For a listening socket, `ss` shows the backlog as Send-Q.
+    let out = std::process::Command::new("ss")
+        .args(["-ltnH", &format!("sport = :{}", lb.addr().port())])
+        .output()
+        .expect("ss (iproute2) is needed for this test");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let backlog: u32 = text
+        .split_whitespace()
+        .nth(2)
+        .unwrap_or_else(|| panic!("no listener in {text:?}"))
+        .parse()
+        .unwrap();
+    assert_eq!(backlog, somaxconn.min(65_535), "ss says: {text}");
+}

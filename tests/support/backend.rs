@@ -54,6 +54,8 @@ pub enum Mode {
     /// 200 with the request body (chunked framing removed) as its body,
     /// `X-Backend: NAME`; keep-alive.
     Echo,
+    /// Like `Ok`, after waiting this long (to hold requests in flight).
+    Delay(std::time::Duration),
 }
 
 /// One request as the target received it.
@@ -469,8 +471,11 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
     } else {
         None
     };
+    if let Mode::Delay(pause) = mode {
+        std::thread::sleep(pause);
+    }
     let (bytes, end) = match &mode {
-        Mode::Ok => (
+        Mode::Ok | Mode::Delay(_) => (
             response(200, &tag, name.as_bytes(), head_only, close_requested),
             idle_end,
         ),
