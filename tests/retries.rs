@@ -30,6 +30,15 @@ fn get_one(lb: &Balancer) -> Response {
     Client::connect(lb.addr()).request("GET", "/", &[], b"")
 }
 
+/// Targets with these names, every one answering 500.
+fn failing_targets(names: &[&str]) -> Vec<Backend> {
+    let targets: Vec<Backend> = names.iter().map(|n| Backend::start(n)).collect();
+    for t in &targets {
+        t.set_mode(Mode::Status(500));
+    }
+    targets
+}
+
 #[test]
 fn retries_on_500_with_another_target() {
     let a = Backend::start("A");
@@ -116,10 +125,7 @@ fn never_sends_one_request_twice_to_the_same_target() {
 
 #[test]
 fn stops_after_the_given_number_of_retries() {
-    let targets: Vec<Backend> = ["A", "B", "C", "D"].map(Backend::start).into();
-    for t in &targets {
-        t.set_mode(Mode::Status(500));
-    }
+    let targets = failing_targets(&["A", "B", "C", "D"]);
     let refs: Vec<&Backend> = targets.iter().collect();
     let lb = start_balancer(&refs, &["--retries", "1"]);
 
@@ -132,10 +138,7 @@ fn stops_after_the_given_number_of_retries() {
 
 #[test]
 fn with_zero_retries_the_first_500_is_forwarded() {
-    let targets: Vec<Backend> = ["A", "B", "C", "D"].map(Backend::start).into();
-    for t in &targets {
-        t.set_mode(Mode::Status(500));
-    }
+    let targets = failing_targets(&["A", "B", "C", "D"]);
     let refs: Vec<&Backend> = targets.iter().collect();
     let lb = start_balancer(&refs, &["--retries", "0"]);
 
@@ -148,10 +151,7 @@ fn with_zero_retries_the_first_500_is_forwarded() {
 
 #[test]
 fn when_every_target_answers_500_the_client_gets_the_last_one() {
-    let targets: Vec<Backend> = ["A", "B", "C"].map(Backend::start).into();
-    for t in &targets {
-        t.set_mode(Mode::Status(500));
-    }
+    let targets = failing_targets(&["A", "B", "C"]);
     let refs: Vec<&Backend> = targets.iter().collect();
     let lb = start_balancer(&refs, &[]);
 

@@ -17,22 +17,24 @@ fn cpu_ticks(pid: u32) -> u64 {
     fields[11].parse::<u64>().unwrap() + fields[12].parse::<u64>().unwrap()
 }
 
+/// Starts the balancer through `wrapper` (a command that ends by running
+/// its arguments), listening on 127.0.0.1 and a free port.
+fn start_behind(wrapper: &[&str], args: &[&str]) -> Balancer {
+    let mut full: Vec<&str> = wrapper[1..].to_vec();
+    full.push(balancer_program().to_str().unwrap());
+    full.extend(["--bind", "127.0.0.1", "-p", "0"]);
+    full.extend_from_slice(args);
+    Balancer::start_with(Path::new(wrapper[0]), &full)
+}
+
 #[test]
 fn accept_errors_back_off_instead_of_spinning() {
     let target = Backend::start("a");
     let target_addr = target.addr().to_string();
-    let program = balancer_program().to_str().unwrap();
     // A descriptor limit low enough to run out of with a few connections.
-    let lb = Balancer::start_with(
-        Path::new("/bin/sh"),
+    let lb = start_behind(
+        &["/bin/sh", "-c", "ulimit -n 40 && exec \"$0\" \"$@\""],
         &[
-            "-c",
-            "ulimit -n 40 && exec \"$0\" \"$@\"",
-            program,
-            "--bind",
-            "127.0.0.1",
-            "-p",
-            "0",
             "-b",
             &target_addr,
             "--workers",
@@ -143,21 +145,7 @@ fn runs_one_worker_per_core_it_may_use_by_default() {
     assert_eq!(workers(lb.pid()).len(), cores);
 
     // Under `taskset -c 0` only one core is allowed: one worker.
-    let program = balancer_program().to_str().unwrap();
-    let pinned = Balancer::start_with(
-        Path::new("taskset"),
-        &[
-            "-c",
-            "0",
-            program,
-            "--bind",
-            "127.0.0.1",
-            "-p",
-            "0",
-            "-b",
-            &addr,
-        ],
-    );
+    let pinned = start_behind(&["taskset", "-c", "0"], &["-b", &addr]);
     assert!(pinned.log_contains("with 1 workers"), "{:?}", pinned.log());
 }
 
