@@ -20,6 +20,7 @@
 //!   balancer answers itself. Pure code: tested with byte slices.
 //! - [`stream`]: socket helpers over monoio's owned buffers: appending
 //!   reads, gathered writes, deadlines, the liveness peek.
+//! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
 //!
 //! The hot path allocates nothing per request: heads are forwarded as slices
 //! of the buffer they were read into, and bodies stream through as raw bytes.

@@ -53,9 +53,4 @@ impl Pool {
     pub fn clear(&mut self, target: usize) {
         self.idle[target].clear();
     }
-
-    /// Idle connections held to `target`.
-    pub fn idle_count(&self, target: usize) -> usize {
-        self.idle[target].len()
-    }
 }
