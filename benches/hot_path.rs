@@ -41,7 +41,7 @@ fn parsing(c: &mut Criterion) {
     ] {
         g.throughput(Throughput::Bytes(input.len() as u64));
         g.bench_with_input(BenchmarkId::new("request", name), input, |b, input| {
-            b.iter(|| parse_request(black_box(input)).unwrap().unwrap())
+            b.iter(|| parse_request(black_box(input), 16 * 1024).unwrap().unwrap())
         });
     }
     g.throughput(Throughput::Bytes(RESPONSE.len() as u64));

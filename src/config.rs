@@ -12,6 +12,13 @@ pub const DEFAULT_MAX_REPLAY_BODY: usize = 1024 * 1024;
 /// (never longer than the interval).
 pub const DEFAULT_HEALTH_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Longest request head unless `--max-header-bytes` says otherwise.
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
+
+/// Open client connections, all workers together, unless `--max-connections`
+/// says otherwise.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+
 /// Idle keep-alive connections kept per target on each worker.
 pub const DEFAULT_POOL_SIZE: usize = 128;
 
@@ -30,10 +37,13 @@ Options:
       --health-path <path>       health check path [default: /_health]
       --health-timeout <dur>     deadline of one health check [default: 1s, at most the interval]
       --retries <n>              further attempts, each on another target [default: 2]
+      --max-header-bytes <bytes> longest request head; longer is 431 (414 for the line alone) [default: 16384]
+      --client-header-timeout <dur>  deadline to receive a whole request head: 408 [default: 10s]
+      --idle-timeout <dur>       idle keep-alive time on both sides, and the longest stall
+                                 of a transfer or a tunnel [default: 60s]
       --connect-timeout <dur>    deadline to connect to a target [default: 2s]
-      --response-timeout <dur>   deadline for each read from a target [default: 60s]
-      --client-timeout <dur>     idle keep-alive and per-read deadline on clients [default: 60s]
-      --header-timeout <dur>     deadline to receive a whole request head [default: 10s]
+      --response-timeout <dur>   deadline for a target to start its response: 504 [default: 30s]
+      --max-connections <n>      open client connections, all workers together [default: 100000]
       --pool-size <n>            idle connections kept per target per worker [default: 128]
       --max-replay-body <bytes>  largest request body buffered for retries [default: 1048576]
   -h, --help                     print this help
@@ -57,10 +67,18 @@ pub struct Config {
     pub health_path: String,
     pub health_timeout: Duration,
     pub retries: usize,
+    /// Longest request head (request line and fields).
+    pub max_header_bytes: usize,
+    /// Deadline to receive a whole request head, from its first byte.
+    pub client_header_timeout: Duration,
+    /// Idle keep-alive time of client and pooled target connections, and
+    /// the longest a transfer (or tunnel) may go without progress.
+    pub idle_timeout: Duration,
     pub connect_timeout: Duration,
+    /// Deadline for a target to start its response once the request is sent.
     pub response_timeout: Duration,
-    pub client_timeout: Duration,
-    pub header_timeout: Duration,
+    /// Open client connections, all workers together.
+    pub max_connections: usize,
     pub pool_size: usize,
     pub max_replay_body: usize,
 }
@@ -169,10 +187,12 @@ where
     let mut health_path = "/_health".to_string();
     let mut health_timeout = None;
     let mut retries = 2;
+    let mut max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
+    let mut client_header_timeout = Duration::from_secs(10);
+    let mut idle_timeout = Duration::from_secs(60);
     let mut connect_timeout = Duration::from_secs(2);
-    let mut response_timeout = Duration::from_secs(60);
-    let mut client_timeout = Duration::from_secs(60);
-    let mut header_timeout = Duration::from_secs(10);
+    let mut response_timeout = Duration::from_secs(30);
+    let mut max_connections = DEFAULT_MAX_CONNECTIONS;
     let mut pool_size = DEFAULT_POOL_SIZE;
     let mut max_replay_body = DEFAULT_MAX_REPLAY_BODY;
 
@@ -229,11 +249,21 @@ where
             Long("response-timeout") => {
                 response_timeout = value_duration(&mut parser, "--response-timeout")?
             }
-            Long("client-timeout") => {
-                client_timeout = value_duration(&mut parser, "--client-timeout")?
+            Long("client-header-timeout") => {
+                client_header_timeout = value_duration(&mut parser, "--client-header-timeout")?
             }
-            Long("header-timeout") => {
-                header_timeout = value_duration(&mut parser, "--header-timeout")?
+            Long("idle-timeout") => idle_timeout = value_duration(&mut parser, "--idle-timeout")?,
+            Long("max-header-bytes") => {
+                max_header_bytes = value_num(&mut parser, "--max-header-bytes")?;
+                if max_header_bytes < 64 {
+                    return err("--max-header-bytes must be at least 64");
+                }
+            }
+            Long("max-connections") => {
+                max_connections = value_num(&mut parser, "--max-connections")?;
+                if max_connections == 0 {
+                    return err("--max-connections must be at least 1");
+                }
             }
             Long("pool-size") => pool_size = value_num(&mut parser, "--pool-size")?,
             Long("max-replay-body") => {
@@ -268,10 +298,12 @@ where
         health_path,
         health_timeout,
         retries,
+        max_header_bytes,
+        client_header_timeout,
+        idle_timeout,
         connect_timeout,
         response_timeout,
-        client_timeout,
-        header_timeout,
+        max_connections,
         pool_size,
         max_replay_body,
     })))
@@ -341,14 +373,18 @@ mod tests {
             "1s",
             "--response-timeout",
             "5s",
-            "--client-timeout",
+            "--idle-timeout",
             "7s",
-            "--header-timeout",
+            "--client-header-timeout",
             "3s",
             "--pool-size",
             "4",
             "--max-replay-body",
             "10",
+            "--max-header-bytes",
+            "1000",
+            "--max-connections",
+            "9",
         ]);
         assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
         assert_eq!(c.backends[0].port(), 9000);
@@ -360,6 +396,10 @@ mod tests {
         assert_eq!(c.response_timeout, Duration::from_secs(5));
         assert_eq!(c.pool_size, 4);
         assert_eq!(c.max_replay_body, 10);
+        assert_eq!(c.idle_timeout, Duration::from_secs(7));
+        assert_eq!(c.client_header_timeout, Duration::from_secs(3));
+        assert_eq!(c.max_header_bytes, 1000);
+        assert_eq!(c.max_connections, 9);
     }
 
     #[test]

@@ -90,7 +90,7 @@ pub fn run(config: Config) -> Result<(), String> {
         let (tx, go) = (tx.clone(), go.clone());
         let thread = std::thread::Builder::new()
             .name(format!("worker-{id}"))
-            .spawn(move || worker_main(id, core, listen, shared, tx, go))
+            .spawn(move || worker_main(id, workers, core, listen, shared, tx, go))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         threads.push(thread);
     }
@@ -170,6 +170,7 @@ fn build_runtime(coop_taskrun: bool) -> std::io::Result<Runtime> {
 
 fn worker_main(
     id: usize,
+    workers: usize,
     core: Option<core_affinity::CoreId>,
     listen: SocketAddr,
     shared: &'static Shared,
@@ -209,7 +210,9 @@ fn worker_main(
         drop(tx);
         // Blocks this thread before it serves anything: nothing else runs here yet.
         go.wait();
-        accept_loop(listener, Rc::new(Worker::new(id, shared))).await;
+        let worker = Rc::new(Worker::new(id, workers, shared));
+        monoio::spawn(worker.clone().housekeeping());
+        accept_loop(listener, worker).await;
     });
 }
 
@@ -220,7 +223,10 @@ async fn accept_loop(listener: TcpListener, worker: Rc<Worker>) {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let _ = stream.set_nodelay(true);
-                monoio::spawn(proxy::serve(worker.clone(), stream, peer));
+                match worker.admit() {
+                    Some(admitted) => monoio::spawn(proxy::serve(admitted, stream, peer)),
+                    None => monoio::spawn(proxy::refuse(stream)),
+                };
             }
             Err(e) => {
                 if backoff == ACCEPT_BACKOFF_MIN {

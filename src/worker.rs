@@ -1,7 +1,9 @@
 //! What each worker owns (cursor, pool, buffers) and what all share (the
 //! configuration and the health bitmap).
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
+use std::rc::Rc;
+use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 
@@ -34,6 +36,10 @@ impl Shared {
     }
 }
 
+/// How often a worker closes expired pooled connections and moves its
+/// coarse clock on.
+pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
+
 /// One worker's state: created inside its thread, never shared.
 pub struct Worker {
     pub id: usize,
@@ -41,19 +47,59 @@ pub struct Worker {
     pub rr: RoundRobin,
     pub pool: RefCell<Pool>,
     spare: RefCell<Vec<BytesMut>>,
+    /// Client connections open on this worker, and how many it may have.
+    open: Cell<usize>,
+    max_open: usize,
+    /// A clock read once per `HOUSEKEEPING` tick: good enough to age idle
+    /// connections, and free to read on every request.
+    coarse_now: Cell<Instant>,
 }
 
 impl Worker {
-    pub fn new(id: usize, shared: &'static Shared) -> Worker {
-        let targets = shared.health.len();
+    /// Worker `id` of `workers`; the connection limit is split evenly.
+    pub fn new(id: usize, workers: usize, shared: &'static Shared) -> Worker {
+        let config = &shared.config;
         Worker {
             id,
             shared,
             // Start each worker's cursor at a different target, so that the
             // first requests of each core do not all go to target 0.
             rr: RoundRobin::new(id),
-            pool: RefCell::new(Pool::new(targets, shared.config.pool_size)),
+            pool: RefCell::new(Pool::new(
+                shared.health.len(),
+                config.pool_size,
+                config.idle_timeout,
+            )),
             spare: RefCell::new(Vec::new()),
+            open: Cell::new(0),
+            max_open: config.max_connections.div_ceil(workers.max(1)),
+            coarse_now: Cell::new(Instant::now()),
+        }
+    }
+
+    /// Now, to within `HOUSEKEEPING`.
+    pub fn coarse_now(&self) -> Instant {
+        self.coarse_now.get()
+    }
+
+    /// Counts a new client connection in; `None` when this worker is at its
+    /// share of `--max-connections`. The guard counts it out when dropped.
+    pub fn admit(self: &Rc<Self>) -> Option<Admitted> {
+        if self.open.get() >= self.max_open {
+            return None;
+        }
+        self.open.set(self.open.get() + 1);
+        Some(Admitted(self.clone()))
+    }
+
+    /// Runs forever: every `HOUSEKEEPING`, moves the coarse clock on and
+    /// closes pooled connections idle past `--idle-timeout`.
+    pub async fn housekeeping(self: Rc<Self>) {
+        loop {
+            monoio::time::sleep(HOUSEKEEPING).await;
+            let now = Instant::now();
+            self.coarse_now.set(now);
+            self.pool.borrow_mut().close_expired(now);
         }
     }
 
@@ -81,5 +127,20 @@ impl Worker {
                 spare.push(buf);
             }
         }
+    }
+}
+
+/// A client connection counted against its worker's limit while it lives.
+pub struct Admitted(Rc<Worker>);
+
+impl Admitted {
+    pub fn worker(&self) -> &Rc<Worker> {
+        &self.0
+    }
+}
+
+impl Drop for Admitted {
+    fn drop(&mut self) {
+        self.0.open.set(self.0.open.get() - 1);
     }
 }

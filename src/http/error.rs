@@ -27,6 +27,8 @@ pub enum Error {
     RequestTimeout,
     /// No target is healthy.
     NoHealthyTarget,
+    /// The balancer holds `--max-connections` client connections already.
+    TooManyConnections,
     /// No target could be reached (refused, reset, or closed without answering).
     TargetUnreachable,
     /// The target's response was not valid HTTP/1.1.
@@ -40,7 +42,8 @@ pub enum Error {
 }
 
 impl Error {
-    const ALL: [Error; 14] = [
+    const ALL: [Error; 15] = [
+        Error::TooManyConnections,
         Error::MalformedRequest,
         Error::BadFraming,
         Error::BadHost,
@@ -69,7 +72,7 @@ impl Error {
             | Error::BadResponse
             | Error::TargetFailed
             | Error::AllTargetsFailed => 502,
-            Error::NoHealthyTarget => 503,
+            Error::NoHealthyTarget | Error::TooManyConnections => 503,
             Error::TargetTimeout => 504,
         }
     }
@@ -99,6 +102,7 @@ impl Error {
             Error::MethodNotSupported => "method not supported by this proxy",
             Error::RequestTimeout => "request not received in time",
             Error::NoHealthyTarget => "no healthy target",
+            Error::TooManyConnections => "too many connections",
             Error::TargetUnreachable => "no target could be reached",
             Error::BadResponse => "invalid response from target",
             Error::TargetFailed => "target failed while receiving the request",
@@ -111,7 +115,7 @@ impl Error {
     /// the request said: after a client-side error the stream is not in a
     /// known state.
     pub fn closes_connection(self) -> bool {
-        self.status() < 500 || self == Error::TargetFailed
+        self.status() < 500 || matches!(self, Error::TargetFailed | Error::TooManyConnections)
     }
 
     /// The whole response, ready to write. Built once per process and shared

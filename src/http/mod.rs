@@ -11,7 +11,7 @@ mod response;
 pub use body::{BodyProgress, Framing};
 pub use chunked::{ChunkedError, ChunkedScanner};
 pub use error::Error;
-pub use request::{parse_request, RequestHead, MAX_HEADERS, MAX_REQUEST_LINE};
+pub use request::{parse_request, RequestHead, MAX_HEADERS};
 pub use response::{parse_response, ResponseHead};
 
 /// HTTP version of a message: only 1.0 and 1.1 exist on this wire.
@@ -239,9 +239,11 @@ enum Known {
     ProxyConnection,
     Te,
     Upgrade,
+    Trailer,
     Host,
     Expect,
     XForwardedFor,
+    XForwardedProto,
     Other,
 }
 
@@ -252,7 +254,12 @@ fn classify(name: &[u8]) -> Known {
         2 => (b"te".as_slice(), Known::Te),
         4 => (b"host".as_slice(), Known::Host),
         6 => (b"expect".as_slice(), Known::Expect),
-        7 => (b"upgrade".as_slice(), Known::Upgrade),
+        7 => {
+            if name.eq_ignore_ascii_case(b"upgrade") {
+                return Known::Upgrade;
+            }
+            (b"trailer".as_slice(), Known::Trailer)
+        }
         10 => {
             if name.eq_ignore_ascii_case(b"connection") {
                 return Known::Connection;
@@ -262,7 +269,12 @@ fn classify(name: &[u8]) -> Known {
         14 => (b"content-length".as_slice(), Known::ContentLength),
         15 => (b"x-forwarded-for".as_slice(), Known::XForwardedFor),
         16 => (b"proxy-connection".as_slice(), Known::ProxyConnection),
-        17 => (b"transfer-encoding".as_slice(), Known::TransferEncoding),
+        17 => {
+            if name.eq_ignore_ascii_case(b"transfer-encoding") {
+                return Known::TransferEncoding;
+            }
+            (b"x-forwarded-proto".as_slice(), Known::XForwardedProto)
+        }
         _ => return Known::Other,
     };
     if name.eq_ignore_ascii_case(candidate.0) {
@@ -389,6 +401,10 @@ mod tests {
         assert_eq!(classify(b"te"), Known::Te);
         assert_eq!(classify(b"Content-Type"), Known::Other);
         assert_eq!(classify(b"X-Forwarded-For"), Known::XForwardedFor);
+        assert_eq!(classify(b"x-forwarded-proto"), Known::XForwardedProto);
+        assert_eq!(classify(b"Transfer-Encoding"), Known::TransferEncoding);
+        assert_eq!(classify(b"Trailer"), Known::Trailer);
+        assert_eq!(classify(b"Upgrade"), Known::Upgrade);
     }
 
     #[test]

@@ -11,9 +11,6 @@ use super::{
 /// Most header fields in one request head (HAProxy's default is 101).
 pub const MAX_HEADERS: usize = 100;
 
-/// Longest request line accepted; longer is answered 414.
-pub const MAX_REQUEST_LINE: usize = 8 * 1024;
-
 /// A parsed request head: offsets into the buffer it was parsed from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RequestHead {
@@ -26,8 +23,12 @@ pub struct RequestHead {
     pub framing: Framing,
     /// The client wants the connection kept open after the response.
     pub keep_alive: bool,
-    /// The client waits for `100 Continue` before sending its body.
+    /// The client waits for `100 Continue` before sending its body (it
+    /// asked, and no body byte came with the head).
     pub expect_continue: bool,
+    /// The client asks to switch protocols (`Upgrade` with `Connection:
+    /// upgrade`): the `Upgrade` line is forwarded, and a 101 opens a tunnel.
+    pub upgrade: bool,
     /// Lines not forwarded.
     pub drops: Drops,
     /// The value of the request's one `X-Forwarded-For` line (dropped, and
@@ -36,29 +37,27 @@ pub struct RequestHead {
 }
 
 /// Parses a request head at the start of `buf`. `Ok(None)` means the head is
-/// not complete yet; the caller bounds how long it may grow.
-pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
+/// not complete yet. A head longer than `max_head` bytes is refused: 414
+/// when its request line alone is over the bound, else 431, whether the head
+/// is complete or not.
+pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>, Error> {
     let mut headers = [const { MaybeUninit::<httparse::Header<'_>>::uninit() }; MAX_HEADERS];
     let mut req = httparse::Request::new(&mut []);
     let head_len = match req.parse_with_uninit_headers(buf, &mut headers) {
+        Ok(httparse::Status::Complete(n)) if n > max_head => return Err(too_long(buf, max_head)),
         Ok(httparse::Status::Complete(n)) => n,
-        Ok(httparse::Status::Partial) => {
-            return if request_line_too_long(buf) {
-                Err(Error::UriTooLong)
-            } else {
-                Ok(None)
-            };
+        Ok(httparse::Status::Partial) if buf.len() > max_head => {
+            return Err(too_long(buf, max_head))
         }
+        Ok(httparse::Status::Partial) => return Ok(None),
         Err(httparse::Error::TooManyHeaders) => return Err(Error::HeadTooLarge),
-        Err(_) => return Err(malformed(buf)),
+        Err(_) if buf.len() > max_head => return Err(too_long(buf, max_head)),
+        Err(_) => return Err(Error::MalformedRequest),
     };
     let head = &buf[..head_len];
-    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
+    let (Some(method), Some(minor)) = (req.method, req.version) else {
         return Err(Error::MalformedRequest);
     };
-    if path.len() > MAX_REQUEST_LINE {
-        return Err(Error::UriTooLong);
-    }
     if method == "CONNECT" {
         return Err(Error::MethodNotSupported);
     }
@@ -69,6 +68,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
     let mut hosts = 0u32;
     let mut forwarded_for_lines = 0u32;
     let mut expect_continue = false;
+    let mut upgrade_lines = 0u32;
     for h in req.headers.iter() {
         let known = classify(h.name.as_bytes());
         fields
@@ -78,6 +78,7 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
             Known::Host => hosts += 1,
             Known::Expect => expect_continue = h.value.eq_ignore_ascii_case(b"100-continue"),
             Known::XForwardedFor => forwarded_for_lines += 1,
+            Known::Upgrade => upgrade_lines += 1,
             _ => {}
         }
     }
@@ -98,7 +99,11 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
         TransferCoding::Unknown => return Err(Error::UnknownTransferCoding),
         TransferCoding::NotChunked | TransferCoding::Invalid => return Err(Error::BadFraming),
     };
-    let expect_continue = expect_continue && version == Version::Http11 && framing != Framing::None;
+    let expect_continue = expect_continue
+        && version == Version::Http11
+        && framing != Framing::None
+        && buf.len() == head_len;
+    let upgrade = upgrade_lines == 1 && fields.conn.upgrade && version == Version::Http11;
 
     // Second pass, in head order: the lines not forwarded.
     let mut drops = Drops::default();
@@ -115,8 +120,9 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
             | Known::KeepAlive
             | Known::ProxyConnection
             | Known::Te
-            | Known::Upgrade => true,
-            Known::Expect => expect_continue,
+            | Known::Trailer
+            | Known::XForwardedProto => true,
+            Known::Upgrade => !upgrade,
             Known::XForwardedFor if forwarded_for_lines == 1 => {
                 let start = offset_in(head, h.value);
                 forwarded_for = Some((start as u32, end as u32));
@@ -140,28 +146,20 @@ pub fn parse_request(buf: &[u8]) -> Result<Option<RequestHead>, Error> {
         framing,
         keep_alive,
         expect_continue,
+        upgrade,
         drops,
         forwarded_for,
     }))
 }
 
-/// Whether an incomplete head's request line is already over the limit.
-fn request_line_too_long(buf: &[u8]) -> bool {
-    buf.len() > MAX_REQUEST_LINE
-        && !buf
-            .trim_ascii_start()
-            .iter()
-            .take(MAX_REQUEST_LINE)
-            .any(|&b| b == b'\n')
-}
-
-/// A parse error on a long request line is a 414 rather than a 400.
+/// Which limit a head over `max_head` bytes broke: 414 when the request
+/// line alone (after any leading empty lines) is over it, else 431.
 #[cold]
-fn malformed(buf: &[u8]) -> Error {
-    if request_line_too_long(buf) {
-        Error::UriTooLong
-    } else {
-        Error::MalformedRequest
+fn too_long(buf: &[u8], max_head: usize) -> Error {
+    let line = buf.trim_ascii_start();
+    match line.iter().take(max_head + 1).position(|&b| b == b'\n') {
+        Some(end) if end <= max_head => Error::HeadTooLarge,
+        _ => Error::UriTooLong,
     }
 }
 
@@ -169,8 +167,11 @@ fn malformed(buf: &[u8]) -> Error {
 mod tests {
     use super::*;
 
+    /// The limit the tests parse under.
+    const MAX: usize = 16 * 1024;
+
     fn parse(s: &str) -> Result<Option<RequestHead>, Error> {
-        parse_request(s.as_bytes())
+        parse_request(s.as_bytes(), MAX)
     }
 
     fn head(s: &str) -> RequestHead {
@@ -261,14 +262,29 @@ mod tests {
 
     #[test]
     fn long_request_line_is_414() {
-        let long = format!(
-            "GET /{} HTTP/1.1\r\nHost: a\r\n\r\n",
-            "a".repeat(MAX_REQUEST_LINE)
-        );
+        let long = format!("GET /{} HTTP/1.1\r\nHost: a\r\n\r\n", "a".repeat(MAX));
         assert_eq!(parse(&long), Err(Error::UriTooLong));
         // Also before the line has ended.
-        let partial = format!("GET /{}", "a".repeat(MAX_REQUEST_LINE + 10));
+        let partial = format!("GET /{}", "a".repeat(MAX + 10));
         assert_eq!(parse(&partial), Err(Error::UriTooLong));
+    }
+
+    #[test]
+    fn long_head_is_431_complete_or_not() {
+        let fields = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Big: {}\r\n",
+            "b".repeat(MAX)
+        );
+        assert_eq!(parse(&fields), Err(Error::HeadTooLarge));
+        assert_eq!(parse(&format!("{fields}\r\n")), Err(Error::HeadTooLarge));
+        // Exactly at the bound is fine.
+        let base = "GET / HTTP/1.1\r\nHost: a\r\nX: \r\n\r\n".len();
+        let exact = format!(
+            "GET / HTTP/1.1\r\nHost: a\r\nX: {}\r\n\r\n",
+            "c".repeat(MAX - base)
+        );
+        assert_eq!(exact.len(), MAX);
+        assert!(parse(&exact).unwrap().is_some());
     }
 
     #[test]
@@ -301,16 +317,36 @@ mod tests {
     }
 
     #[test]
-    fn expect_continue_is_answered_by_the_proxy() {
+    fn expect_continue_is_forwarded_and_noted_when_the_client_waits() {
         let s = "POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
         let h = head(s);
         assert!(h.expect_continue);
-        assert_eq!(
-            forwarded(s),
-            "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\n"
-        );
+        assert_eq!(forwarded(s), s);
         let no_body = "GET / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\n\r\n";
         assert!(!head(no_body).expect_continue);
+        // The body came along anyway: nobody waits.
+        let eager = format!("{s}abc");
+        assert!(!parse(&eager).unwrap().unwrap().expect_continue);
+    }
+
+    #[test]
+    fn upgrade_is_kept_only_with_connection_upgrade() {
+        let s = "GET /ws HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        let h = head(s);
+        assert!(h.upgrade);
+        assert_eq!(
+            forwarded(s),
+            "GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n"
+        );
+        let stray = "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n";
+        assert!(!head(stray).upgrade);
+        assert_eq!(forwarded(stray), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    }
+
+    #[test]
+    fn drops_trailer_and_the_clients_forwarded_proto() {
+        let s = "GET / HTTP/1.1\r\nHost: a\r\nTrailer: X-Sum\r\nX-Forwarded-Proto: https\r\n\r\n";
+        assert_eq!(forwarded(s), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
     }
 
     #[test]

@@ -67,6 +67,10 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
         Framing::None
     } else {
         match coding {
+            // Both Transfer-Encoding and Content-Length: ambiguous, refused.
+            _ if coding != TransferCoding::Absent && fields.content_length.is_some() => {
+                return Err(Error::BadResponse)
+            }
             TransferCoding::Chunked => Framing::Chunked,
             TransferCoding::Invalid => return Err(Error::BadResponse),
             TransferCoding::NotChunked | TransferCoding::Unknown => Framing::UntilClose,
@@ -77,15 +81,15 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
             },
         }
     };
-    // With Transfer-Encoding, Content-Length is wrong and must not reach the client.
-    let drop_content_length = coding != TransferCoding::Absent && fields.content_length.is_some();
+    // A 101 keeps the lines that say what the connection switches to.
+    let switching = status == 101;
 
     let mut drops = Drops::default();
     for h in resp.headers.iter() {
         let name = h.name.as_bytes();
         let drop = match classify(name) {
-            Known::Connection | Known::KeepAlive | Known::ProxyConnection | Known::Upgrade => true,
-            Known::ContentLength => drop_content_length,
+            Known::Connection | Known::Upgrade => !switching,
+            Known::KeepAlive | Known::ProxyConnection | Known::Trailer => true,
             _ => fields.conn.names_len > 0 && fields.conn.lists(head, name),
         };
         if drop {
@@ -147,12 +151,6 @@ mod tests {
             ),
             (
                 "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n",
-                false,
-                Framing::Chunked,
-                true,
-            ),
-            (
-                "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
                 false,
                 Framing::Chunked,
                 true,
@@ -220,6 +218,8 @@ mod tests {
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
             "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 9\r\nTransfer-Encoding: gzip\r\n\r\n",
             "HTTP/1.1 200 OK\r\nX : y\r\n\r\n",
             "HTTP/1.1 200 OK\r\nX: y\r\n z\r\n\r\n",
             "HTTP/1.1 2000 OK\r\n\r\n",
@@ -238,11 +238,14 @@ mod tests {
         let s = "HTTP/1.1 200 OK\r\nConnection: keep-alive, X-Hop\r\nKeep-Alive: timeout=5\r\n\
                  X-Hop: 1\r\nContent-Length: 0\r\n\r\n";
         assert_eq!(forwarded(s), "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n");
-        let s = "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n";
+        let s = "HTTP/1.1 200 OK\r\nTrailer: X-Sum\r\nTransfer-Encoding: chunked\r\n\r\n";
         assert_eq!(
             forwarded(s),
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
         );
+        let s =
+            "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\n";
+        assert_eq!(forwarded(s), s);
     }
 
     #[test]

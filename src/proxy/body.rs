@@ -8,8 +8,6 @@ use crate::config::Config;
 use crate::http::{BodyProgress, Error, Framing, RequestHead};
 use crate::stream::{deadline, read_more, IoFail};
 
-const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
-
 /// Reads for a streamed body ask for at least this much room.
 const STREAM_READ: usize = 16 * 1024;
 
@@ -19,12 +17,18 @@ pub enum RequestBody {
     Empty,
     /// The whole body: it can be replayed.
     Whole(Bytes),
-    /// The first part of a body too large to buffer; the rest is still on
-    /// the client socket and is streamed to one target only.
+    /// The first part of a body too large to buffer (or none yet, when the
+    /// client waits for `100 Continue`); the rest is still on the client
+    /// socket and is streamed to one target only.
     Streamed { first: Bytes, rest: BodyProgress },
 }
 
 impl RequestBody {
+    /// Whether part of the body is still on the client socket.
+    pub fn unread(&self) -> bool {
+        matches!(self, RequestBody::Streamed { rest, .. } if !rest.is_done())
+    }
+
     /// The bytes to send right after the head.
     pub fn first(&self) -> Bytes {
         match self {
@@ -63,13 +67,16 @@ impl ClientConn {
         if req.framing == Framing::None {
             return Ok(RequestBody::Empty);
         }
-        if req.expect_continue && self.buf.is_empty() {
-            self.send(Bytes::from_static(CONTINUE), config.client_timeout)
-                .await
-                .map_err(|_| ClientFail::Gone)?;
+        let mut progress = BodyProgress::new(req.framing);
+        if req.expect_continue {
+            // The client waits for a `100 Continue`, which the target gives
+            // (or the balancer, if the target says nothing): nothing to read yet.
+            return Ok(RequestBody::Streamed {
+                first: Bytes::new(),
+                rest: progress,
+            });
         }
         let limit = config.max_replay_body;
-        let mut progress = BodyProgress::new(req.framing);
         let mut scanned = 0;
         let want = match req.framing {
             Framing::Length(n) if n as usize <= limit => n as usize,
@@ -95,7 +102,7 @@ impl ClientConn {
             }
             let room = want.saturating_sub(self.buf.len()).max(STREAM_READ);
             deadline(
-                config.client_timeout,
+                config.idle_timeout,
                 read_more(&mut self.stream, &mut self.buf, room),
             )
             .await?;
@@ -114,7 +121,7 @@ impl ClientConn {
         }
         if self.buf.is_empty() {
             deadline(
-                config.client_timeout,
+                config.idle_timeout,
                 read_more(&mut self.stream, &mut self.buf, STREAM_READ),
             )
             .await?;

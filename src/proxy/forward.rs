@@ -1,21 +1,19 @@
 //! One request's trip to the targets: pick a healthy target round robin, send
-//! the request on a pooled or fresh connection, read the response head, and
-//! retry on another target after a 500 or when the target provably saw
-//! nothing; then relay the response.
+//! the request on a pooled or fresh connection, and retry on another target
+//! after a 500 or when the target provably saw nothing; then relay the
+//! response, or open a tunnel after a 101.
 
-use bytes::{Buf, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 
 use super::body::{ClientFail, RequestBody};
-use super::head::push_request_head;
+use super::head::{push_response_head, ClientHop};
 use super::relay::{relay, Relayed};
+use super::send::SendFail;
 use super::{ClientConn, Next};
-use crate::http::{parse_response, BodyProgress, Error, Framing, RequestHead, ResponseHead};
-use crate::stream::{connect, deadline, read_more, write_gather, IoFail};
+use crate::http::{BodyProgress, Error, Framing, RequestHead, ResponseHead};
+use crate::stream::{connect, deadline, write_gather, IoFail};
 use crate::worker::{Worker, RESPONSE_BUF};
-
-/// Largest response head accepted from a target; 502 past it.
-const MAX_RESPONSE_HEAD: usize = 64 * 1024;
 
 /// How one attempt on one target ended.
 enum Attempt {
@@ -29,29 +27,18 @@ enum Attempt {
     Fail(Error, bool),
 }
 
-/// Why sending a request and reading the response head failed.
-enum SendFail {
-    /// Nothing came back: the write failed, or the connection closed or
-    /// reset before the first response byte.
-    NothingBack,
-    TimedOut,
-    Invalid,
-    /// The client failed while its body was being streamed.
-    Client(ClientFail),
-    /// The target failed while a streamed body was being sent.
-    Upstream,
-}
-
 /// The state of one request across its attempts.
-struct Exchange<'a> {
-    worker: &'a Worker,
-    req: RequestHead,
-    head: Bytes,
-    body: RequestBody,
+pub(super) struct Exchange<'a> {
+    pub(super) worker: &'a Worker,
+    pub(super) req: RequestHead,
+    pub(super) head: Bytes,
+    pub(super) body: RequestBody,
     /// Part of a streamed body has gone to a target: it cannot be sent again.
-    pumped: bool,
+    pub(super) pumped: bool,
+    /// The client has had its `100 Continue`.
+    pub(super) continued: bool,
     /// Response bytes from the target (taken from the worker's spares).
-    resp: BytesMut,
+    pub(super) resp: BytesMut,
     /// A complete 500 answer kept while another target is tried, to be the
     /// answer if every other attempt fails too.
     last_500: Option<(ResponseHead, BytesMut)>,
@@ -72,6 +59,7 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn, req: RequestHead) 
         head,
         body,
         pumped: false,
+        continued: false,
         resp: worker.take_buffer(),
         last_500: None,
     };
@@ -81,7 +69,9 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn, req: RequestHead) 
 }
 
 impl Exchange<'_> {
-    fn replayable(&self) -> bool {
+    /// Whether the request can still be sent (again) to a target: no byte
+    /// of its body has been taken from the client beyond what is kept.
+    pub(super) fn replayable(&self) -> bool {
         !self.pumped
     }
 
@@ -102,7 +92,7 @@ impl Exchange<'_> {
             }
         }
         if let Some((head, mut buf)) = self.last_500.take() {
-            let relayed = relay(conn, &self.req, head, &mut buf, None, self.worker).await;
+            let relayed = relay(conn, &self.req, head, &mut buf, None, false, self.worker).await;
             return relayed.next;
         }
         self.answer(conn, last_error, false).await
@@ -112,12 +102,9 @@ impl Exchange<'_> {
     /// when asked, when the error says so, or when part of the request body
     /// is still unread on the socket (it would be taken for the next request).
     async fn answer(&self, conn: &mut ClientConn, e: Error, close: bool) -> Next {
-        let unread_body = match &self.body {
-            RequestBody::Streamed { rest, .. } => !rest.is_done(),
-            _ => false,
-        };
-        let keep_alive = self.req.keep_alive && !close && !unread_body && !e.closes_connection();
-        let limit = self.worker.config().client_timeout;
+        let keep_alive =
+            self.req.keep_alive && !close && !self.body.unread() && !e.closes_connection();
+        let limit = self.worker.config().idle_timeout;
         match conn.send(e.response(keep_alive), limit).await {
             Ok(()) if keep_alive => Next::KeepAlive,
             _ => Next::Close,
@@ -127,7 +114,8 @@ impl Exchange<'_> {
     async fn attempt(&mut self, conn: &mut ClientConn, target: usize) -> Attempt {
         let shared = self.worker.shared;
         let config = &shared.config;
-        let pooled = self.worker.pool.borrow_mut().take(target);
+        let now = self.worker.coarse_now();
+        let pooled = self.worker.pool.borrow_mut().take(target, now);
         let mut reused = pooled.is_some();
         let mut stream = match pooled {
             Some(stream) => stream,
@@ -183,19 +171,44 @@ impl Exchange<'_> {
         }
         self.last_500 = None;
 
+        if head.status == 101 {
+            return Attempt::Finished(self.switch(conn, head, stream).await);
+        }
+        let unread = self.body.unread();
         let relayed = relay(
             conn,
             &self.req,
             head,
             &mut self.resp,
             Some(&mut stream),
+            unread,
             self.worker,
         )
         .await;
         if relayed.outcome == Relayed::Reusable {
-            self.worker.pool.borrow_mut().put(target, stream);
+            let now = self.worker.coarse_now();
+            self.worker.pool.borrow_mut().put(target, stream, now);
         }
         Attempt::Finished(relayed.next)
+    }
+
+    /// Relays a `101 Switching Protocols` (with any bytes the target sent
+    /// after it) and hands both connections over to a tunnel.
+    async fn switch(
+        &mut self,
+        conn: &mut ClientConn,
+        head: ResponseHead,
+        upstream: TcpStream,
+    ) -> Next {
+        let head_bytes = self.resp.split_to(head.head_len).freeze();
+        push_response_head(&mut conn.out, &head_bytes, &head.drops, ClientHop::Switched);
+        conn.out.push(self.resp.split().freeze());
+        self.resp.reserve(RESPONSE_BUF);
+        let limit = self.worker.config().idle_timeout;
+        match deadline(limit, write_gather(&mut conn.stream, &mut conn.out)).await {
+            Ok(()) => Next::Tunnel(upstream),
+            Err(_) => Next::Close,
+        }
     }
 
     /// A fresh connection to `target`; a refusal or timeout marks it degraded.
@@ -214,61 +227,6 @@ impl Exchange<'_> {
                 Err(Attempt::Retry(Error::TargetTimeout))
             }
             Err(_) => Err(Attempt::Retry(Error::TargetUnreachable)),
-        }
-    }
-
-    /// Sends the head and body, then reads up to a complete final response
-    /// head (1xx interim responses are dropped), left at the start of `resp`.
-    async fn send_and_read_head(
-        &mut self,
-        conn: &mut ClientConn,
-        stream: &mut TcpStream,
-    ) -> Result<ResponseHead, SendFail> {
-        let config = &self.worker.shared.config;
-        push_request_head(&mut conn.out, &self.head, &self.req, &conn.xff);
-        conn.out.push(self.body.first());
-        deadline(config.response_timeout, write_gather(stream, &mut conn.out))
-            .await
-            .map_err(|_| SendFail::NothingBack)?;
-
-        if let RequestBody::Streamed { rest, .. } = &mut self.body {
-            self.pumped = true;
-            loop {
-                let piece = match conn.next_body_piece(rest, config).await {
-                    Ok(Some(piece)) => piece,
-                    Ok(None) => break,
-                    Err(e) => return Err(SendFail::Client(e)),
-                };
-                conn.out.push(piece);
-                deadline(config.response_timeout, write_gather(stream, &mut conn.out))
-                    .await
-                    .map_err(|_| SendFail::Upstream)?;
-            }
-        }
-
-        self.resp.clear();
-        let mut got_any = false;
-        loop {
-            match deadline(
-                config.response_timeout,
-                read_more(stream, &mut self.resp, RESPONSE_BUF / 4),
-            )
-            .await
-            {
-                Ok(_) => got_any = true,
-                Err(IoFail::TimedOut) => return Err(SendFail::TimedOut),
-                Err(_) if !got_any => return Err(SendFail::NothingBack),
-                Err(_) => return Err(SendFail::Invalid),
-            }
-            loop {
-                match parse_response(&self.resp, self.req.is_head) {
-                    Ok(Some(head)) if head.is_interim() => self.resp.advance(head.head_len),
-                    Ok(Some(head)) if head.status == 101 => return Err(SendFail::Invalid),
-                    Ok(Some(head)) => return Ok(head),
-                    Ok(None) if self.resp.len() < MAX_RESPONSE_HEAD => break,
-                    _ => return Err(SendFail::Invalid),
-                }
-            }
         }
     }
 }

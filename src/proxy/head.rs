@@ -11,13 +11,17 @@ use crate::stream::Gather;
 const FORWARDED_FOR: &[u8] = b"X-Forwarded-For: ";
 const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
 const CONNECTION_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n";
+const CONNECTION_UPGRADE: &[u8] = b"Connection: upgrade\r\n";
 
-/// The `X-Forwarded-For` material for one client connection, made once
-/// when it is accepted.
+/// The lines a proxy adds to each request of one client connection, made
+/// once when it is accepted: `X-Forwarded-For` with the client's address,
+/// and `X-Forwarded-Proto: http`.
 pub struct ForwardedFor {
-    /// `X-Forwarded-For: <ip>\r\n`, for a request that has none.
+    /// `X-Forwarded-For: <ip>` and `X-Forwarded-Proto`, for a request
+    /// without an `X-Forwarded-For` of its own.
     line: Bytes,
-    /// `, <ip>\r\n`, appended to the value of a request's own line.
+    /// `, <ip>` ending the request's own `X-Forwarded-For` value, then
+    /// `X-Forwarded-Proto`.
     suffix: Bytes,
 }
 
@@ -27,79 +31,79 @@ impl ForwardedFor {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
+        let proto = "X-Forwarded-Proto: http\r\n";
         ForwardedFor {
-            line: Bytes::from(format!("X-Forwarded-For: {client}\r\n")),
-            suffix: Bytes::from(format!(", {client}\r\n")),
+            line: Bytes::from(format!("X-Forwarded-For: {client}\r\n{proto}")),
+            suffix: Bytes::from(format!(", {client}\r\n{proto}")),
         }
     }
 }
 
-/// Length of the line ending that closes a head: CRLF, or a bare LF.
-fn final_eol(head: &[u8]) -> usize {
-    if head.ends_with(b"\r\n") {
-        2
-    } else {
-        1
+/// Where the final empty line of a head begins: it ends in CRLF, or a bare LF.
+fn body_start(head: &[u8]) -> usize {
+    head.len() - if head.ends_with(b"\r\n") { 2 } else { 1 }
+}
+
+/// Pushes the kept parts of `head`, up to its final empty line.
+fn push_kept(out: &mut Gather, head: &Bytes, drops: &Drops, end: usize) {
+    for (a, b) in drops.kept(end) {
+        out.push(head.slice(a..b.min(end)));
     }
 }
 
-/// Pushes the kept parts of `head` (up to its final empty line), then
-/// `inserts` produced by the caller, then the final empty line.
-fn push_edited<const N: usize>(out: &mut Gather, head: &Bytes, drops: &Drops, inserts: [Bytes; N]) {
-    let body_start = head.len() - final_eol(head);
-    if drops.is_empty() && N == 0 {
-        out.push(head.clone());
-        return;
-    }
-    for (a, b) in drops.kept(body_start) {
-        out.push(head.slice(a..b.min(body_start)));
-    }
-    for part in inserts {
-        out.push(part);
-    }
-    out.push(head.slice(body_start..));
-}
-
-/// Pushes a request head as forwarded: hop-by-hop lines dropped and the
-/// client's address appended to `X-Forwarded-For`.
+/// Pushes a request head as forwarded: hop-by-hop lines dropped, the
+/// client's address appended to `X-Forwarded-For`, `X-Forwarded-Proto` set,
+/// and the `Connection` line the upstream hop needs: `upgrade` for a
+/// protocol switch, `keep-alive` for an HTTP/1.0 request (so that the target
+/// keeps the connection whatever the client asked).
 pub fn push_request_head(out: &mut Gather, head: &Bytes, req: &RequestHead, xff: &ForwardedFor) {
+    let end = body_start(head);
+    push_kept(out, head, &req.drops, end);
     match req.forwarded_for {
-        None => push_edited(out, head, &req.drops, [xff.line.clone()]),
-        Some((a, b)) => push_edited(
-            out,
-            head,
-            &req.drops,
-            [
-                Bytes::from_static(FORWARDED_FOR),
-                head.slice(a as usize..b as usize),
-                xff.suffix.clone(),
-            ],
-        ),
+        None => out.push(xff.line.clone()),
+        Some((a, b)) => {
+            out.push(Bytes::from_static(FORWARDED_FOR));
+            out.push(head.slice(a as usize..b as usize));
+            out.push(xff.suffix.clone());
+        }
     }
+    if req.upgrade {
+        out.push(Bytes::from_static(CONNECTION_UPGRADE));
+    } else if req.version == Version::Http10 {
+        out.push(Bytes::from_static(CONNECTION_KEEP_ALIVE));
+    }
+    out.push(head.slice(end..));
+}
+
+/// How the client connection goes on after a response, as its head says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientHop {
+    /// Kept open: HTTP/1.1 needs no line; HTTP/1.0 needs `keep-alive`.
+    KeepAlive(Version),
+    /// Closed after this response: `Connection: close`.
+    Close,
+    /// Switched protocols (101): the target's own lines go through.
+    Switched,
 }
 
 /// Pushes a response head as forwarded: hop-by-hop lines dropped, and the
-/// `Connection` line this hop needs: `close` when the client connection
-/// ends after this response, `keep-alive` for an HTTP/1.0 client that keeps it.
-pub fn push_response_head(
-    out: &mut Gather,
-    head: &Bytes,
-    drops: &Drops,
-    keep_alive: bool,
-    client_version: Version,
-) {
-    if !keep_alive {
-        push_edited(out, head, drops, [Bytes::from_static(CONNECTION_CLOSE)]);
-    } else if client_version == Version::Http10 {
-        push_edited(
-            out,
-            head,
-            drops,
-            [Bytes::from_static(CONNECTION_KEEP_ALIVE)],
-        );
-    } else {
-        push_edited(out, head, drops, []);
-    }
+/// `Connection` line the client hop needs.
+pub fn push_response_head(out: &mut Gather, head: &Bytes, drops: &Drops, hop: ClientHop) {
+    let connection = match hop {
+        ClientHop::Close => CONNECTION_CLOSE,
+        ClientHop::KeepAlive(Version::Http10) => CONNECTION_KEEP_ALIVE,
+        ClientHop::KeepAlive(Version::Http11) | ClientHop::Switched => {
+            if drops.is_empty() {
+                out.push(head.clone());
+                return;
+            }
+            b""
+        }
+    };
+    let end = body_start(head);
+    push_kept(out, head, drops, end);
+    out.push(Bytes::from_static(connection));
+    out.push(head.slice(end..));
 }
 
 #[cfg(test)]
@@ -112,7 +116,7 @@ mod tests {
     }
 
     fn forward_request(raw: &str, ip: &str) -> String {
-        let head = parse_request(raw.as_bytes()).unwrap().unwrap();
+        let head = parse_request(raw.as_bytes(), 16 * 1024).unwrap().unwrap();
         let bytes = Bytes::copy_from_slice(&raw.as_bytes()[..head.head_len]);
         let mut out = Gather::default();
         push_request_head(
@@ -128,7 +132,24 @@ mod tests {
     fn adds_forwarded_for() {
         assert_eq!(
             forward_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "10.1.2.3"),
-            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\n\r\n"
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\n\r\n"
+        );
+    }
+
+    #[test]
+    fn asks_the_target_to_keep_http_1_0_connections_and_to_upgrade() {
+        assert_eq!(
+            forward_request("GET / HTTP/1.0\r\nConnection: close\r\n\r\n", "10.1.2.3"),
+            "GET / HTTP/1.0\r\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\n\
+             Connection: keep-alive\r\n\r\n"
+        );
+        assert_eq!(
+            forward_request(
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: upgrade\r\nUpgrade: websocket\r\n\r\n",
+                "10.1.2.3"
+            ),
+            "GET / HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nX-Forwarded-For: 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\nConnection: upgrade\r\n\r\n"
         );
     }
 
@@ -139,7 +160,7 @@ mod tests {
                 "GET / HTTP/1.1\r\nX-Forwarded-For: 1.1.1.1\r\nHost: a\r\nConnection: keep-alive\r\n\r\n",
                 "10.1.2.3"
             ),
-            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\n\r\n"
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 1.1.1.1, 10.1.2.3\r\nX-Forwarded-Proto: http\r\n\r\n"
         );
     }
 
@@ -147,7 +168,7 @@ mod tests {
     fn ipv4_mapped_clients_are_written_as_ipv4() {
         assert_eq!(
             forward_request("GET / HTTP/1.1\r\nHost: a\r\n\r\n", "::ffff:10.0.0.1"),
-            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\n\r\n"
+            "GET / HTTP/1.1\r\nHost: a\r\nX-Forwarded-For: 10.0.0.1\r\nX-Forwarded-Proto: http\r\n\r\n"
         );
     }
 
@@ -155,7 +176,7 @@ mod tests {
     fn bare_lf_heads_keep_their_ending() {
         assert_eq!(
             forward_request("GET / HTTP/1.1\nHost: a\nTE: x\n\n", "10.1.2.3"),
-            "GET / HTTP/1.1\nHost: a\nX-Forwarded-For: 10.1.2.3\r\n\n"
+            "GET / HTTP/1.1\nHost: a\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\n\n"
         );
     }
 
@@ -163,7 +184,12 @@ mod tests {
         let head = parse_response(raw.as_bytes(), false).unwrap().unwrap();
         let bytes = Bytes::copy_from_slice(raw.as_bytes());
         let mut out = Gather::default();
-        push_response_head(&mut out, &bytes, &head.drops, keep_alive, version);
+        let hop = if keep_alive {
+            ClientHop::KeepAlive(version)
+        } else {
+            ClientHop::Close
+        };
+        push_response_head(&mut out, &bytes, &head.drops, hop);
         gathered(&out)
     }
 

@@ -6,9 +6,10 @@ mod body;
 mod forward;
 mod head;
 mod relay;
+mod send;
+mod tunnel;
 
 use std::net::SocketAddr;
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -17,7 +18,7 @@ use monoio::net::TcpStream;
 
 use crate::http::{parse_request, Error, RequestHead};
 use crate::stream::{deadline, read_more, write_all, Gather, IoFail};
-use crate::worker::Worker;
+use crate::worker::{Admitted, Worker};
 
 pub use head::ForwardedFor;
 
@@ -26,8 +27,9 @@ pub use head::ForwardedFor;
 /// only for a large head or a buffered body.
 const CLIENT_BUF: usize = 4 * 1024;
 
-/// Largest request head (request line and fields); 431 past it.
-pub const MAX_REQUEST_HEAD: usize = 64 * 1024;
+/// A buffer grown past this (for a body) is replaced by a small one once
+/// the connection is idle again.
+const LARGE_BUF: usize = 256 * 1024;
 
 /// Most bytes read and thrown away while closing after an error, so that
 /// the client reads the answer rather than a reset.
@@ -37,12 +39,13 @@ const LINGER_BYTES: usize = 256 * 1024;
 const LINGER: Duration = Duration::from_secs(2);
 
 /// Whether the client connection carries on after an exchange.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Next {
     KeepAlive,
     Close,
     /// The client sent something wrong: answer this, then close.
     Reject(Error),
+    /// The target switched protocols: tunnel bytes to this connection.
+    Tunnel(TcpStream),
 }
 
 /// The client side of a connection and the buffers it reuses.
@@ -58,8 +61,15 @@ pub struct ClientConn {
     tried: Vec<u32>,
 }
 
+/// Answers a connection over `--max-connections` with a 503 and closes it.
+pub async fn refuse(mut stream: TcpStream) {
+    let answer = Error::TooManyConnections.response(false);
+    let _ = deadline(LINGER, write_all(&mut stream, answer)).await;
+}
+
 /// Serves one client connection until it closes.
-pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
+pub async fn serve(admitted: Admitted, stream: TcpStream, peer: SocketAddr) {
+    let worker = admitted.worker();
     let mut conn = ClientConn {
         stream,
         buf: BytesMut::with_capacity(CLIENT_BUF),
@@ -68,15 +78,21 @@ pub async fn serve(worker: Rc<Worker>, stream: TcpStream, peer: SocketAddr) {
         tried: Vec::new(),
     };
     loop {
-        let req = match conn.read_head(&worker).await {
+        let req = match conn.read_head(worker).await {
             Ok(Some(req)) => req,
             Ok(None) => return,
             Err(e) => return conn.fail(e).await,
         };
-        match forward::exchange(&worker, &mut conn, req).await {
+        match forward::exchange(worker, &mut conn, req).await {
             Next::KeepAlive => conn.shrink_buffer(),
             Next::Close => return,
             Next::Reject(e) => return conn.fail(e).await,
+            Next::Tunnel(target) => {
+                // Boxed: a rare state that would otherwise make every
+                // connection's task larger.
+                let idle = worker.config().idle_timeout;
+                return Box::pin(tunnel::run(conn.stream, conn.buf, target, idle)).await;
+            }
         }
     }
 }
@@ -89,24 +105,17 @@ impl ClientConn {
         let mut started: Option<Instant> = None;
         loop {
             if !self.buf.is_empty() {
-                match parse_request(&self.buf)? {
-                    // A buffer grown for an earlier body can hold a whole
-                    // head over the limit: measure the head, not the read.
-                    Some(req) if req.head_len > MAX_REQUEST_HEAD => {
-                        return Err(Error::HeadTooLarge)
-                    }
-                    Some(req) => return Ok(Some(req)),
-                    None if self.buf.len() >= MAX_REQUEST_HEAD => return Err(Error::HeadTooLarge),
-                    None => {}
+                if let Some(req) = parse_request(&self.buf, config.max_header_bytes)? {
+                    return Ok(Some(req));
                 }
             }
             // Idle between requests, the keep-alive timeout applies; once a
             // head has begun, it must be complete within the header timeout.
             let limit = if self.buf.is_empty() && started.is_none() {
-                config.client_timeout
+                config.idle_timeout
             } else {
                 let t0 = *started.get_or_insert_with(Instant::now);
-                match config.header_timeout.checked_sub(t0.elapsed()) {
+                match config.client_header_timeout.checked_sub(t0.elapsed()) {
                     Some(left) => left,
                     None => return Err(Error::RequestTimeout),
                 }
@@ -152,7 +161,7 @@ impl ClientConn {
     /// After a large body, gives back the grown buffer: idle connections
     /// keep only a small one.
     fn shrink_buffer(&mut self) {
-        if self.buf.capacity() > 4 * MAX_REQUEST_HEAD && self.buf.len() <= CLIENT_BUF {
+        if self.buf.capacity() > LARGE_BUF && self.buf.len() <= CLIENT_BUF {
             let mut small = BytesMut::with_capacity(CLIENT_BUF);
             small.extend_from_slice(&self.buf);
             self.buf = small;

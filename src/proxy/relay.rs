@@ -5,9 +5,9 @@
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
-use super::head::push_response_head;
+use super::head::{push_response_head, ClientHop};
 use super::{ClientConn, Next};
-use crate::http::{BodyProgress, Framing, RequestHead, ResponseHead, Version};
+use crate::http::{BodyProgress, Framing, RequestHead, ResponseHead};
 use crate::stream::{deadline, read_more, write_all, write_gather, IoFail};
 use crate::worker::{Worker, RESPONSE_BUF};
 
@@ -26,45 +26,48 @@ pub struct Outcome {
 }
 
 /// Relays a response whose head is at the start of `resp`. With no
-/// `upstream`, the whole response must already be in `resp`.
+/// `upstream`, the whole response must already be in `resp`. With
+/// `body_unread`, the target answered before the request body was sent
+/// (after `Expect: 100-continue`): neither connection can carry another
+/// request, as what became of that body is unknown.
 pub async fn relay(
     conn: &mut ClientConn,
     req: &RequestHead,
     head: ResponseHead,
     resp: &mut BytesMut,
     mut upstream: Option<&mut TcpStream>,
+    body_unread: bool,
     worker: &Worker,
 ) -> Outcome {
     let config = worker.config();
-    let keep_alive = req.keep_alive && head.framing != Framing::UntilClose;
-    let reusable = head.reusable && req.version == Version::Http11;
+    let keep_alive = req.keep_alive && head.framing != Framing::UntilClose && !body_unread;
+    let reusable = head.reusable && !body_unread;
     let spent = |next| Outcome {
         outcome: Relayed::Spent,
         next,
     };
 
     let head_bytes = resp.split_to(head.head_len).freeze();
-    push_response_head(
-        &mut conn.out,
-        &head_bytes,
-        &head.drops,
-        keep_alive,
-        req.version,
-    );
+    let hop = if keep_alive {
+        ClientHop::KeepAlive(req.version)
+    } else {
+        ClientHop::Close
+    };
+    push_response_head(&mut conn.out, &head_bytes, &head.drops, hop);
     drop(head_bytes);
     let mut progress = BodyProgress::new(head.framing);
     let Ok(n) = progress.advance(resp) else {
         // Nothing has gone to the client yet, but the target saw the request.
         conn.out.clear();
         let e = crate::http::Error::BadResponse;
-        let _ = conn.send(e.response(false), config.client_timeout).await;
+        let _ = conn.send(e.response(false), config.idle_timeout).await;
         return spent(Next::Close);
     };
     conn.out.push(resp.split_to(n).freeze());
     let mut extra = !resp.is_empty();
     resp.clear();
     if deadline(
-        config.client_timeout,
+        config.idle_timeout,
         write_gather(&mut conn.stream, &mut conn.out),
     )
     .await
@@ -77,12 +80,7 @@ pub async fn relay(
         let Some(up) = upstream.as_deref_mut() else {
             return spent(Next::Close);
         };
-        match deadline(
-            config.response_timeout,
-            read_more(up, resp, RESPONSE_BUF / 2),
-        )
-        .await
-        {
+        match deadline(config.idle_timeout, read_more(up, resp, RESPONSE_BUF / 2)).await {
             Ok(_) => {}
             Err(IoFail::Closed) if head.framing == Framing::UntilClose => break,
             // Cut off mid-body: the client sees the connection close
@@ -95,7 +93,7 @@ pub async fn relay(
         let piece = resp.split_to(n).freeze();
         extra |= !resp.is_empty();
         resp.clear();
-        if deadline(config.client_timeout, write_all(&mut conn.stream, piece))
+        if deadline(config.idle_timeout, write_all(&mut conn.stream, piece))
             .await
             .is_err()
         {

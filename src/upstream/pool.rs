@@ -1,35 +1,51 @@
 //! A worker's idle keep-alive connections to each target: bounded, reused
-//! most-recently-returned first, checked with a peek before each reuse.
+//! most-recently-returned first, checked with a peek before each reuse, and
+//! closed once idle for `--idle-timeout`.
+
+use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
 use crate::stream::is_idle_and_open;
 
+/// An idle connection and when it went idle.
+struct Idle {
+    stream: TcpStream,
+    since: Instant,
+}
+
 /// Idle connections per target, owned by one worker (no locks: nothing
-/// here crosses threads).
+/// here crosses threads). Each target's list is ordered oldest first.
 pub struct Pool {
-    idle: Vec<Vec<TcpStream>>,
+    idle: Vec<Vec<Idle>>,
     per_target: usize,
+    max_idle: Duration,
 }
 
 impl Pool {
     /// A pool for `targets` targets keeping at most `per_target` idle
-    /// connections to each.
-    pub fn new(targets: usize, per_target: usize) -> Pool {
+    /// connections to each, none idle for `max_idle` or longer.
+    pub fn new(targets: usize, per_target: usize, max_idle: Duration) -> Pool {
         Pool {
             idle: (0..targets).map(|_| Vec::new()).collect(),
             per_target,
+            max_idle,
         }
     }
 
     /// An idle connection to `target` that is still open, if any. The
     /// newest is tried first: it is the least likely to have been closed by
-    /// the target's idle timeout. Closed ones found on the way are dropped.
-    pub fn take(&mut self, target: usize) -> Option<TcpStream> {
+    /// the target's idle timeout. Closed or expired ones are dropped.
+    pub fn take(&mut self, target: usize, now: Instant) -> Option<TcpStream> {
         let idle = &mut self.idle[target];
-        while let Some(stream) = idle.pop() {
-            if is_idle_and_open(&stream) {
-                return Some(stream);
+        while let Some(conn) = idle.pop() {
+            if now.saturating_duration_since(conn.since) >= self.max_idle {
+                // Everything below it is older still.
+                idle.clear();
+                return None;
+            }
+            if is_idle_and_open(&conn.stream) {
+                return Some(conn.stream);
             }
         }
         None
@@ -37,7 +53,7 @@ impl Pool {
 
     /// Returns a connection after a complete exchange. When the pool for
     /// that target is full, the oldest connection is closed instead.
-    pub fn put(&mut self, target: usize, stream: TcpStream) {
+    pub fn put(&mut self, target: usize, stream: TcpStream, now: Instant) {
         if self.per_target == 0 {
             return;
         }
@@ -45,12 +61,22 @@ impl Pool {
         if idle.len() >= self.per_target {
             idle.remove(0);
         }
-        idle.push(stream);
+        idle.push(Idle { stream, since: now });
     }
 
     /// Closes every idle connection to `target` (it failed: its other
     /// connections are suspect too).
     pub fn clear(&mut self, target: usize) {
         self.idle[target].clear();
+    }
+
+    /// Closes the connections idle for `max_idle` or longer, before the
+    /// target's own keep-alive timeout can race a request onto them.
+    pub fn close_expired(&mut self, now: Instant) {
+        for idle in &mut self.idle {
+            let expired =
+                idle.partition_point(|c| now.saturating_duration_since(c.since) >= self.max_idle);
+            idle.drain(..expired);
+        }
     }
 }

@@ -1,0 +1,173 @@
+//! Sending a request on one upstream connection and reading the answer's
+//! head: the head and the buffered body in one gathered write, a streamed
+//! body after it, the `100 Continue` exchange for a client that waits for
+//! one, and the response head within `--response-timeout`.
+
+use std::time::{Duration, Instant};
+
+use bytes::{Buf, Bytes};
+use monoio::net::TcpStream;
+use monoio::time::timeout_at;
+
+use super::body::{ClientFail, RequestBody};
+use super::forward::Exchange;
+use super::head::push_request_head;
+use super::ClientConn;
+use crate::http::{parse_response, ResponseHead};
+use crate::stream::{deadline, read_more, write_gather, IoFail};
+use crate::worker::RESPONSE_BUF;
+
+/// Largest response head accepted from a target; 502 past it.
+const MAX_RESPONSE_HEAD: usize = 64 * 1024;
+
+/// How long a target may think before it answers an `Expect: 100-continue`
+/// request; past it the balancer sends the `100 Continue` itself, as a client
+/// would stop waiting (curl waits 1 s).
+const CONTINUE_WAIT: Duration = Duration::from_secs(1);
+
+const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
+
+/// Why sending a request and reading the response head failed.
+pub(super) enum SendFail {
+    /// Nothing came back: the write failed, or the connection closed or
+    /// reset before the first response byte.
+    NothingBack,
+    /// No response head within `--response-timeout`.
+    TimedOut,
+    /// The response head is not valid HTTP/1.1 (or an unasked-for 101).
+    Invalid,
+    /// The client failed while its body was being streamed.
+    Client(ClientFail),
+    /// The target failed while a streamed body was being sent.
+    Upstream,
+}
+
+impl Exchange<'_> {
+    /// Sends the head and body, then reads up to the final response head,
+    /// left at the start of `resp`. 1xx interim answers are dropped, but a
+    /// `100 Continue` is relayed to a client that waits for one.
+    pub(super) async fn send_and_read_head(
+        &mut self,
+        conn: &mut ClientConn,
+        stream: &mut TcpStream,
+    ) -> Result<ResponseHead, SendFail> {
+        let config = &self.worker.shared.config;
+        push_request_head(&mut conn.out, &self.head, &self.req, &conn.xff);
+        conn.out.push(self.body.first());
+        deadline(config.idle_timeout, write_gather(stream, &mut conn.out))
+            .await
+            .map_err(|_| SendFail::NothingBack)?;
+        let until = Instant::now() + config.response_timeout;
+        self.resp.clear();
+        let mut got_any = false;
+
+        if matches!(self.body, RequestBody::Streamed { .. }) {
+            if self.req.expect_continue && !self.continued {
+                if let Some(head) = self
+                    .await_continue(conn, stream, until, &mut got_any)
+                    .await?
+                {
+                    // A final answer before the body: it is not sent.
+                    return Ok(head);
+                }
+            }
+            self.pump(conn, stream).await?;
+        }
+
+        loop {
+            let head = self.read_head(stream, until, &mut got_any).await?;
+            if head.is_interim() {
+                self.resp.advance(head.head_len);
+            } else if head.status == 101 && !self.req.upgrade {
+                return Err(SendFail::Invalid);
+            } else {
+                return Ok(head);
+            }
+        }
+    }
+
+    /// For a client waiting for `100 Continue`: waits for the target's
+    /// answer to the head. A 100 is relayed; a final answer is returned (the
+    /// body is never sent); silence past `CONTINUE_WAIT` gets the client a
+    /// 100 from the balancer. Waiting uses a readiness poll, not a read, so
+    /// that the deadline cannot lose bytes.
+    async fn await_continue(
+        &mut self,
+        conn: &mut ClientConn,
+        stream: &mut TcpStream,
+        until: Instant,
+        got_any: &mut bool,
+    ) -> Result<Option<ResponseHead>, SendFail> {
+        let wait = until.min(Instant::now() + CONTINUE_WAIT);
+        if let Ok(ready) = timeout_at(wait.into(), stream.readable(true)).await {
+            ready.map_err(|_| SendFail::NothingBack)?;
+            loop {
+                let head = self.read_head(stream, until, got_any).await?;
+                if !head.is_interim() {
+                    return Ok(Some(head));
+                }
+                self.resp.advance(head.head_len);
+                if head.status == 100 {
+                    break;
+                }
+            }
+        }
+        let limit = self.worker.config().idle_timeout;
+        conn.send(Bytes::from_static(CONTINUE), limit)
+            .await
+            .map_err(|_| SendFail::Client(ClientFail::Gone))?;
+        self.continued = true;
+        Ok(None)
+    }
+
+    /// Streams the rest of a body too large to buffer from the client to
+    /// the target. From here on the request cannot be sent again.
+    async fn pump(
+        &mut self,
+        conn: &mut ClientConn,
+        stream: &mut TcpStream,
+    ) -> Result<(), SendFail> {
+        let config = &self.worker.shared.config;
+        let RequestBody::Streamed { rest, .. } = &mut self.body else {
+            return Ok(());
+        };
+        self.pumped = true;
+        while let Some(piece) = conn
+            .next_body_piece(rest, config)
+            .await
+            .map_err(SendFail::Client)?
+        {
+            conn.out.push(piece);
+            deadline(config.idle_timeout, write_gather(stream, &mut conn.out))
+                .await
+                .map_err(|_| SendFail::Upstream)?;
+        }
+        Ok(())
+    }
+
+    /// Reads until `resp` starts with a whole response head (interim or
+    /// final), by the response deadline.
+    async fn read_head(
+        &mut self,
+        stream: &mut TcpStream,
+        until: Instant,
+        got_any: &mut bool,
+    ) -> Result<ResponseHead, SendFail> {
+        loop {
+            if !self.resp.is_empty() {
+                match parse_response(&self.resp, self.req.is_head) {
+                    Ok(Some(head)) => return Ok(head),
+                    Ok(None) if self.resp.len() < MAX_RESPONSE_HEAD => {}
+                    _ => return Err(SendFail::Invalid),
+                }
+            }
+            let read = read_more(stream, &mut self.resp, RESPONSE_BUF / 4);
+            match timeout_at(until.into(), read).await {
+                Ok(Ok(_)) => *got_any = true,
+                Err(_) | Ok(Err(IoFail::TimedOut)) => return Err(SendFail::TimedOut),
+                Ok(Err(_)) if !*got_any => return Err(SendFail::NothingBack),
+                Ok(Err(_)) => return Err(SendFail::Invalid),
+            }
+        }
+    }
+}
