@@ -29,10 +29,12 @@ run-dev: build ## 10 targets on :9000-9009 + balancer on :8080, foreground; Ctrl
 kill: ## stop what run-dev started (pids in .run/dev.pids), from another terminal
 	@scripts/stop-pids.sh .run/dev.pids TERM
 
-test: ## cargo fmt --check, clippy -D warnings, cargo test (what CI runs)
+test: ## fmt --check, clippy -D warnings, all tests, end-to-end again on epoll (what CI runs)
 	$(CARGO) fmt --check
 	$(CARGO) clippy --all-targets -- -D warnings
 	$(CARGO) test
+	@echo "== the end-to-end tests again, with the balancer on epoll (as where io_uring is blocked)"
+	MONOIO_FORCE_LEGACY_DRIVER=1 $(CARGO) test --test '*'
 
 benchmark: ## cargo bench, then ../shared/bench/compare.sh vs nginx/HAProxy if present
 	scripts/benchmark.sh
