@@ -38,7 +38,7 @@ impl Shared {
 
 /// How often a worker closes expired pooled connections and moves its
 /// coarse clock on.
-pub const HOUSEKEEPING: Duration = Duration::from_secs(1);
+pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
 
 /// One worker's state: created inside its thread, never shared.
 pub struct Worker {

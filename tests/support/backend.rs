@@ -56,7 +56,30 @@ pub enum Mode {
     Echo,
     /// Like `Ok`, after waiting this long (to hold requests in flight).
     Delay(std::time::Duration),
+    /// To a request asking to switch protocols (an `Upgrade` field and
+    /// `Connection: upgrade`): `101 Switching Protocols` with `Connection:
+    /// Upgrade`, `Upgrade: websocket` and `Sec-WebSocket-Accept:`
+    /// [`WEBSOCKET_ACCEPT`], then every byte that arrives (those read with
+    /// the head first) is echoed back until the peer closes; then it closes.
+    /// Other requests: like `Ok`.
+    Upgrade,
+    /// Like `Echo`, but never sends `100 Continue`, even when asked: a
+    /// target that waits for the body in silence.
+    NoContinue,
+    /// To a request with `Expect: 100-continue` and a body: this status at
+    /// once (body `NAME status CODE`, no `Connection: close`), without
+    /// reading the body; then every byte that still arrives on the
+    /// connection is recorded as that request's body (`body` and
+    /// `raw_body`) until the peer closes; then it closes.
+    /// Other requests: like `Status`.
+    RejectExpect(u16),
 }
+
+/// The `Sec-WebSocket-Key` of the sample handshake in RFC 6455 (section 1.3).
+pub const WEBSOCKET_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
+/// The `Sec-WebSocket-Accept` a [`Mode::Upgrade`] target answers with: the
+/// one RFC 6455 derives from [`WEBSOCKET_KEY`] (whatever key was sent).
+pub const WEBSOCKET_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
 /// One request as the target received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -71,6 +94,9 @@ pub struct Recorded {
     /// The body, chunked framing removed. Filled in once it has been read
     /// whole; a target answers only after that.
     pub body: Vec<u8>,
+    /// The body bytes exactly as they arrived (chunk sizes, extensions and
+    /// trailers included).
+    pub raw_body: Vec<u8>,
     /// Which connection it came on: 1 for the first one this target accepted.
     pub conn: usize,
 }
@@ -422,6 +448,7 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
             version: head.version,
             headers: head.headers.clone(),
             body: Vec::new(),
+            raw_body: Vec::new(),
             conn,
         });
         log.len() - 1
@@ -450,7 +477,22 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
         _ => {}
     }
 
+    if let Mode::RejectExpect(code) = mode {
+        if expects_continue {
+            let name = inner.name.as_str();
+            let tag = [("X-Backend", name.to_string())];
+            let body = format!("{name} status {code}");
+            let bytes = response(code, &tag, body.as_bytes(), head_only, false);
+            if wire.stream.write_all(&bytes).is_err() {
+                return Next::Close(End::Drop);
+            }
+            record_until_close(inner, wire, index);
+            return Next::Close(End::Fin);
+        }
+    }
+
     if expects_continue
+        && mode != Mode::NoContinue
         && wire
             .stream
             .write_all(b"HTTP/1.1 100 Continue\r\n\r\n")
@@ -479,7 +521,7 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
             response(200, &tag, name.as_bytes(), head_only, close_requested),
             idle_end,
         ),
-        Mode::Status(code) => (
+        Mode::Status(code) | Mode::RejectExpect(code) => (
             response(
                 *code,
                 &tag,
@@ -489,7 +531,7 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
             ),
             idle_end,
         ),
-        Mode::Echo => {
+        Mode::Echo | Mode::NoContinue => {
             let body = lock(&inner.log)[index].body.clone();
             (
                 response(200, &tag, &body, head_only, close_requested),
@@ -517,6 +559,20 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
             (bytes, Some(End::Reset))
         }
         Mode::Raw(bytes) => (bytes.clone(), idle_end),
+        Mode::Upgrade if upgrade_requested(&head) => {
+            let switch = format!(
+                "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\
+                 Upgrade: websocket\r\nSec-WebSocket-Accept: {WEBSOCKET_ACCEPT}\r\n\r\n"
+            );
+            if wire.stream.write_all(switch.as_bytes()).is_err() {
+                return Next::Close(End::Drop);
+            }
+            return echo_until_close(wire);
+        }
+        Mode::Upgrade => (
+            response(200, &tag, name.as_bytes(), head_only, close_requested),
+            idle_end,
+        ),
         Mode::Hang | Mode::ResetBeforeResponse | Mode::CloseBeforeResponse => {
             unreachable!("handled above")
         }
@@ -530,8 +586,52 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
 /// Reads the body into the log entry at `index`; false if the connection failed.
 fn read_recorded_body(inner: &Inner, wire: &mut Wire, framing: Framing, index: usize) -> bool {
     let body = wire.read_body(framing);
-    lock(&inner.log)[index].body = body.decoded;
+    let mut log = lock(&inner.log);
+    log[index].body = body.decoded;
+    log[index].raw_body = body.raw;
     body.error.is_none()
+}
+
+/// Appends everything that arrives (what is buffered first) to the body of
+/// the log entry at `index`, until the peer closes or the socket fails.
+fn record_until_close(inner: &Inner, wire: &mut Wire, index: usize) {
+    loop {
+        if !wire.buf.is_empty() {
+            let mut log = lock(&inner.log);
+            log[index].body.extend_from_slice(&wire.buf);
+            log[index].raw_body.extend_from_slice(&wire.buf);
+            wire.buf.clear();
+        }
+        match wire.fill() {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+}
+
+/// Writes back every byte that arrives (what is buffered first) until the
+/// peer closes or the socket fails.
+fn echo_until_close(wire: &mut Wire) -> Next {
+    loop {
+        if !wire.buf.is_empty() {
+            if wire.stream.write_all(&wire.buf).is_err() {
+                return Next::Close(End::Drop);
+            }
+            wire.buf.clear();
+        }
+        match wire.fill() {
+            Ok(0) => return Next::Close(End::Fin),
+            Ok(_) => {}
+            Err(_) => return Next::Close(End::Drop),
+        }
+    }
+}
+
+/// Whether the request asks to switch protocols: an `Upgrade` field and
+/// `Connection: upgrade`.
+fn upgrade_requested(head: &RequestHead) -> bool {
+    find_header(&head.headers, "upgrade").is_some()
+        && has_token(&head.headers, "connection", "upgrade")
 }
 
 fn respond(wire: &mut Wire, bytes: &[u8], close: bool, end: End) -> Next {

@@ -24,7 +24,10 @@ use std::time::{Duration, Instant};
 
 // A test file that uses part of the harness must not warn about the rest.
 #[allow(unused_imports)]
-pub use backend::{Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT, HEALTH_PATH};
+pub use backend::{
+    Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT, HEALTH_PATH, WEBSOCKET_ACCEPT,
+    WEBSOCKET_KEY,
+};
 #[allow(unused_imports)]
 pub use balancer::{balancer_program, Balancer, RunOutput, LISTENING, START_TIMEOUT};
 #[allow(unused_imports)]
