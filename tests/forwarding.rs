@@ -80,7 +80,8 @@ fn forwards_request_head_as_it_arrived_and_adds_x_forwarded_for() {
         .headers
         .iter()
         .filter(|(n, _)| {
-            !n.eq_ignore_ascii_case("x-forwarded-for") && !n.eq_ignore_ascii_case("x-forwarded-proto")
+            !n.eq_ignore_ascii_case("x-forwarded-for")
+                && !n.eq_ignore_ascii_case("x-forwarded-proto")
         })
         .cloned()
         .collect();
@@ -638,7 +639,11 @@ fn expect_100_continue_gets_the_targets_continue_before_the_body() {
     assert_eq!(r.status, 200);
     assert_eq!(r.body_str(), "hello");
     let seen = backend.last_request().expect("the target got the request");
-    assert_eq!(seen.header("Expect"), Some("100-continue"), "the target answers it");
+    assert_eq!(
+        seen.header("Expect"),
+        Some("100-continue"),
+        "the target answers it"
+    );
     assert_eq!(seen.body_str(), "hello");
 }
 

@@ -23,7 +23,9 @@ pub enum ChunkedError {
 enum State {
     /// Reading hex digits of a chunk size; `digits` counts them.
     Size { size: u64, digits: u8 },
-    /// After the size: whitespace and `;name=value` extensions up to CR.
+    /// Whitespace after the size: more of it, `;` or CR may follow.
+    SizeWs { size: u64 },
+    /// A `;name=value` extension, up to CR.
     Extension { size: u64, len: u32 },
     /// Expecting the LF that ends a chunk-size line.
     SizeLf { size: u64 },
@@ -114,9 +116,16 @@ impl ChunkedScanner {
                 None if digits == 0 => return Err(BadSize),
                 None => match b {
                     b'\r' => State::SizeLf { size },
-                    b';' | b' ' | b'\t' => State::Extension { size, len: 1 },
+                    b';' => State::Extension { size, len: 1 },
+                    b' ' | b'\t' => State::SizeWs { size },
                     _ => return Err(BadSize),
                 },
+            },
+            State::SizeWs { size } => match b {
+                b' ' | b'\t' => State::SizeWs { size },
+                b';' => State::Extension { size, len: 1 },
+                b'\r' => State::SizeLf { size },
+                _ => return Err(BadSize),
             },
             State::Extension { size, len } => match b {
                 b'\r' => State::SizeLf { size },

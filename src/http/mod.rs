@@ -152,7 +152,7 @@ fn parse_content_length(value: &[u8]) -> Option<u64> {
 
 /// Names of hop-by-hop fields listed in a `Connection` header, kept as
 /// offsets into the head so that no bytes are copied.
-const MAX_CONNECTION_NAMES: usize = 8;
+const MAX_CONNECTION_NAMES: usize = 16;
 
 #[derive(Default)]
 struct ConnectionOptions {
@@ -164,7 +164,10 @@ struct ConnectionOptions {
 }
 
 impl ConnectionOptions {
-    fn add(&mut self, head: &[u8], value: &[u8]) {
+    /// Takes in one `Connection` value. Refuses a list that names a field
+    /// that frames or routes the message (dropping it would change what the
+    /// next hop reads), and a list longer than can be kept.
+    fn add(&mut self, head: &[u8], value: &[u8]) -> Result<(), FieldError> {
         for token in tokens(value) {
             if token.eq_ignore_ascii_case(b"close") {
                 self.close = true;
@@ -172,12 +175,20 @@ impl ConnectionOptions {
                 self.keep_alive = true;
             } else if token.eq_ignore_ascii_case(b"upgrade") {
                 self.upgrade = true;
+            } else if matches!(
+                classify(token),
+                Known::ContentLength | Known::TransferEncoding | Known::Host
+            ) {
+                return Err(FieldError::Connection);
             } else if self.names_len < MAX_CONNECTION_NAMES {
                 let off = offset_in(head, token);
                 self.names[self.names_len] = (off as u32, (off + token.len()) as u32);
                 self.names_len += 1;
+            } else {
+                return Err(FieldError::Connection);
             }
         }
+        Ok(())
     }
 
     /// Whether a field name was listed in `Connection` (so is hop-by-hop).
@@ -197,23 +208,29 @@ struct FramingFields {
     content_length: Option<u64>,
 }
 
-/// A `Content-Length` that is invalid, or differs from an earlier one.
-struct BadContentLength;
+/// A field that makes a head unacceptable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum FieldError {
+    /// A `Content-Length` that is invalid, or differs from an earlier one.
+    ContentLength,
+    /// A `Connection` list naming a framing field, or too long to honour.
+    Connection,
+}
 
 impl FramingFields {
     /// Takes in one field of the head.
     #[inline]
-    fn add(&mut self, head: &[u8], known: Known, value: &[u8]) -> Result<(), BadContentLength> {
+    fn add(&mut self, head: &[u8], known: Known, value: &[u8]) -> Result<(), FieldError> {
         match known {
             Known::ContentLength => {
-                let n = parse_content_length(value).ok_or(BadContentLength)?;
+                let n = parse_content_length(value).ok_or(FieldError::ContentLength)?;
                 if self.content_length.is_some_and(|m| m != n) {
-                    return Err(BadContentLength);
+                    return Err(FieldError::ContentLength);
                 }
                 self.content_length = Some(n);
             }
             Known::TransferEncoding => self.codings.add(value),
-            Known::Connection => self.conn.add(head, value),
+            Known::Connection => self.conn.add(head, value)?,
             _ => {}
         }
         Ok(())

@@ -4,8 +4,8 @@
 use std::mem::MaybeUninit;
 
 use super::{
-    classify, line_range, offset_in, value_end, Drops, Error, Framing, FramingFields, Known,
-    TransferCoding, Version,
+    classify, line_range, offset_in, value_end, Drops, Error, FieldError, Framing, FramingFields,
+    Known, TransferCoding, Version,
 };
 
 /// Most header fields in one request head (HAProxy's default is 101).
@@ -71,9 +71,10 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     let mut upgrade_lines = 0u32;
     for h in req.headers.iter() {
         let known = classify(h.name.as_bytes());
-        fields
-            .add(head, known, h.value)
-            .map_err(|_| Error::BadFraming)?;
+        fields.add(head, known, h.value).map_err(|e| match e {
+            FieldError::ContentLength => Error::BadFraming,
+            FieldError::Connection => Error::MalformedRequest,
+        })?;
         match known {
             Known::Host => hosts += 1,
             Known::Expect => expect_continue = h.value.eq_ignore_ascii_case(b"100-continue"),

@@ -100,7 +100,10 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
         }
     }
 
-    let persistent = fields.persistent(version);
+    // Transfer-Encoding in an HTTP/1.0 message is faulty framing: the
+    // connection must close after it (RFC 9112 section 6.1).
+    let persistent = fields.persistent(version)
+        && !(version == Version::Http10 && coding != TransferCoding::Absent);
     Ok(Some(ResponseHead {
         head_len,
         status,

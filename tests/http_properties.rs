@@ -1,0 +1,530 @@
+//! Properties of the sans-IO HTTP/1.1 parser in `load_balancer::http`,
+//! checked with proptest: no input makes it panic or point outside the
+//! buffer, a valid head ends at the same byte whatever follows it, and the
+//! chunked scanner finds the same end however its input is cut into pieces.
+//!
+//! Failures are not persisted to files: a failing case prints its minimal
+//! input, which belongs in a row of `tests/http_rules.rs`.
+
+use proptest::collection::vec;
+use proptest::prelude::*;
+use proptest::string::string_regex;
+use proptest::test_runner::TestCaseError;
+
+use load_balancer::http::{
+    parse_request, parse_response, ChunkedError, ChunkedScanner, Framing, Version,
+};
+
+/// The head bound for generated valid requests: far above their size.
+const MAX_HEAD: usize = 64 * 1024;
+
+fn config(cases: u32) -> ProptestConfig {
+    ProptestConfig {
+        cases,
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------
+
+/// Pieces of HTTP heads, valid and not, that random concatenations of reach
+/// deeper into the parser than uniformly random bytes do.
+const HEAD_PIECES: &[&[u8]] = &[
+    b"GET / HTTP/1.1\r\n",
+    b"POST /x HTTP/1.0\r\n",
+    b"HEAD * HTTP/1.1\r\n",
+    b"CONNECT a:1 HTTP/1.1\r\n",
+    b"HTTP/1.1 200 OK\r\n",
+    b"HTTP/1.0 101 Switching\r\n",
+    b"HTTP/1.1 204 \r\n",
+    b"HTTP/1.1 304 x\r\n",
+    b"Host: a\r\n",
+    b"Content-Length: ",
+    b"Transfer-Encoding: ",
+    b"Connection: ",
+    b"Upgrade: websocket\r\n",
+    b"Keep-Alive: 5\r\n",
+    b"Proxy-Connection: x\r\n",
+    b"TE: trailers\r\n",
+    b"Trailer: X\r\n",
+    b"X-Forwarded-For: 1.2.3.4\r\n",
+    b"X-Forwarded-Proto: https\r\n",
+    b"Expect: 100-continue\r\n",
+    b"X-A: ",
+    b"x-a",
+    b"chunked",
+    b"gzip",
+    b"close",
+    b"keep-alive",
+    b"upgrade",
+    b"content-length",
+    b"host",
+    b"5",
+    b"0",
+    b"18446744073709551616",
+    b",",
+    b":",
+    b";",
+    b" ",
+    b"\t",
+    b"\r\n",
+    b"\r\n\r\n",
+    b"\r",
+    b"\n",
+    b"\0",
+    b"\x7f",
+    b"\xff",
+];
+
+/// Field lines a proxy treats specially: framing, hop-by-hop, Host and the
+/// lines it rewrites. Mixed into heads so that the drop logic runs.
+const SPECIAL_LINES: &[&[u8]] = &[
+    b"Host: a\r\n",
+    b"Content-Length: 5\r\n",
+    b"Content-Length: 5, 5\r\n",
+    b"Transfer-Encoding: chunked\r\n",
+    b"Transfer-Encoding: gzip\r\n",
+    b"Connection: close, X-Hop\r\n",
+    b"Connection: keep-alive\r\n",
+    b"Connection: Upgrade\r\n",
+    b"Connection: content-length, host\r\n",
+    b"Keep-Alive: timeout=5\r\n",
+    b"Proxy-Connection: keep-alive\r\n",
+    b"TE: trailers\r\n",
+    b"Trailer: X-Sum\r\n",
+    b"Upgrade: websocket\r\n",
+    b"X-Hop: 1\r\n",
+    b"X-Forwarded-For: 10.0.0.1\r\n",
+    b"X-Forwarded-Proto: https\r\n",
+    b"Expect: 100-continue\r\n",
+    b"Empty:\r\n",
+    b"Keep-Alive:\n",
+];
+
+/// Request lines, most with the one Host an HTTP/1.1 request needs.
+const REQUEST_LINES: &[&[u8]] = &[
+    b"GET / HTTP/1.1\r\nHost: a\r\n",
+    b"POST /x?y=1 HTTP/1.0\r\n",
+    b"HEAD /h HTTP/1.1\r\nHost: a\r\n",
+    b"\r\n\nOPTIONS * HTTP/1.1\r\nHost: a\r\n",
+    b"GET / HTTP/1.1\nHost: a\n",
+    b"GET / HTTP/1.1\r\n",
+];
+
+const STATUS_LINES: &[&[u8]] = &[
+    b"HTTP/1.1 200 OK\r\n",
+    b"HTTP/1.0 200 OK\r\n",
+    b"HTTP/1.1 101 Switching Protocols\r\n",
+    b"HTTP/1.1 100 Continue\r\n",
+    b"HTTP/1.1 204 No Content\r\n",
+    b"HTTP/1.1 304 Not Modified\r\n",
+    b"HTTP/1.1 500 \r\n",
+];
+
+/// A head from one of `start_lines`, with random plain and special field
+/// lines in random order, then random bytes after it.
+fn head_with_special_lines(
+    start_lines: &'static [&'static [u8]],
+) -> impl Strategy<Value = Vec<u8>> {
+    let lines = (
+        vec(plain_field_line(), 0..=12),
+        vec(prop::sample::select(SPECIAL_LINES), 0..10),
+    )
+        .prop_flat_map(|(plain, special)| {
+            let mut all = plain;
+            all.extend(special.iter().map(|l| l.to_vec()));
+            Just(all).prop_shuffle()
+        });
+    (
+        prop::sample::select(start_lines),
+        lines,
+        vec(any::<u8>(), 0..32),
+    )
+        .prop_map(|(start, lines, after)| [start, &lines.concat(), b"\r\n", &after].concat())
+}
+
+/// Bytes an edit inserts or writes: mostly the ones that matter to the
+/// grammar.
+fn edit_byte() -> impl Strategy<Value = u8> {
+    prop_oneof![
+        3 => prop::sample::select(b"\r\n \t:;,0aF\0\x7f\xff\"=".to_vec()),
+        1 => any::<u8>(),
+    ]
+}
+
+/// `base` with a few random edits: a byte replaced, inserted or removed, or
+/// the input cut short.
+fn mutated(base: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<u8>> {
+    let edit = (any::<prop::sample::Index>(), 0u8..4, edit_byte());
+    (base, vec(edit, 0..4)).prop_map(|(mut bytes, edits)| {
+        for (at, op, byte) in edits {
+            let at = at.index(bytes.len() + 1);
+            match op {
+                0 if at < bytes.len() => bytes[at] = byte,
+                1 => bytes.insert(at, byte),
+                2 if at < bytes.len() => {
+                    bytes.remove(at);
+                }
+                3 => bytes.truncate(at),
+                _ => {}
+            }
+        }
+        bytes
+    })
+}
+
+/// Random bytes, a random concatenation of head pieces, or an edited head
+/// that starts with one of `start_lines`.
+fn head_soup(start_lines: &'static [&'static [u8]]) -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        1 => vec(any::<u8>(), 0..4096),
+        1 => vec(prop::sample::select(HEAD_PIECES), 0..64).prop_map(|p| p.concat()),
+        4 => mutated(head_with_special_lines(start_lines)),
+    ]
+}
+
+/// Pieces of chunked bodies, valid and not.
+const CHUNK_PIECES: &[&[u8]] = &[
+    b"0",
+    b"1",
+    b"5",
+    b"a",
+    b"F",
+    b"ffffffffffffffff",
+    b"10000000000000000",
+    b"\r\n",
+    b"\r",
+    b"\n",
+    b";",
+    b";a=b",
+    b" ",
+    b"\t",
+    b"hello",
+    b"X: y",
+    b"\0",
+    b"\xff",
+    b"g",
+];
+
+/// Random bytes, a random concatenation of chunked-body pieces, or an
+/// edited valid body with random bytes after it.
+fn chunked_soup() -> impl Strategy<Value = Vec<u8>> {
+    prop_oneof![
+        1 => vec(any::<u8>(), 0..2048),
+        1 => vec(prop::sample::select(CHUNK_PIECES), 0..64).prop_map(|p| p.concat()),
+        4 => mutated(
+            (valid_chunked_body(), vec(any::<u8>(), 0..32)).prop_map(|(b, a)| [b, a].concat())
+        ),
+    ]
+}
+
+/// Ascending cut positions into a buffer of `len` bytes (any may repeat).
+fn cuts_into(len: usize, max_cuts: usize) -> impl Strategy<Value = Vec<usize>> {
+    vec(0..=len, 0..=max_cuts).prop_map(|mut c| {
+        c.sort_unstable();
+        c
+    })
+}
+
+/// tchar: the characters of a method or a field name.
+const TCHARS: &str = "[A-Za-z0-9!#$%&'*+.^_`|~-]";
+
+/// A field value: visible ASCII, spaces, tabs and obs-text, without leading
+/// or trailing whitespace (which the parser would trim).
+fn field_value() -> impl Strategy<Value = Vec<u8>> {
+    let inner = prop_oneof![
+        8 => 0x21u8..=0x7e,
+        2 => Just(b' '),
+        1 => Just(b'\t'),
+        1 => 0x80u8..=0xff,
+    ];
+    let visible = prop_oneof![0x21u8..=0x7e, 0x80u8..=0xff];
+    prop_oneof![
+        1 => Just(Vec::new()),
+        8 => (visible.clone(), vec(inner, 0..30), visible).prop_map(|(a, mid, z)| {
+            let mut v = vec![a];
+            v.extend(mid);
+            v.push(z);
+            v
+        }),
+    ]
+}
+
+/// A field line the proxy forwards as it is: an `X-` name, a colon with or
+/// without whitespace, a value.
+fn plain_field_line() -> impl Strategy<Value = Vec<u8>> {
+    let name = string_regex(&format!("X-{TCHARS}{{1,16}}")).expect("regex");
+    let separator = prop::sample::select(vec![":", ": ", ":\t", ":  "]);
+    (name, separator, field_value())
+        .prop_map(|(name, sep, value)| [name.as_bytes(), sep.as_bytes(), &value, b"\r\n"].concat())
+}
+
+#[derive(Debug, Clone)]
+enum BodyFraming {
+    None,
+    Length(u64),
+    Chunked,
+}
+
+/// A valid request head, with what parsing it must find.
+#[derive(Debug, Clone)]
+struct ValidRequest {
+    bytes: Vec<u8>,
+    version: Version,
+    framing: Framing,
+}
+
+fn valid_request() -> impl Strategy<Value = ValidRequest> {
+    let method = string_regex(&format!("{TCHARS}{{1,12}}"))
+        .expect("regex")
+        .prop_filter("CONNECT is refused", |m| m != "CONNECT");
+    let path = "/[!-~]{0,40}";
+    let fields = vec(plain_field_line(), 0..=20);
+    let framing = prop_oneof![
+        Just(BodyFraming::None),
+        prop_oneof![0u64..1000, 0u64..10_000_000_000_000_000_000].prop_map(BodyFraming::Length),
+        Just(BodyFraming::Chunked),
+    ];
+    (
+        method,
+        path,
+        any::<bool>(),
+        fields,
+        any::<prop::sample::Index>(),
+        any::<prop::sample::Index>(),
+        framing,
+    )
+        .prop_map(
+            |(method, path, http10, mut lines, host_at, framing_at, body)| {
+                // HTTP/1.0 may not use chunked: it gets a length instead.
+                let body = match body {
+                    BodyFraming::Chunked if http10 => BodyFraming::Length(7),
+                    other => other,
+                };
+                let (framing_line, framing) = match body {
+                    BodyFraming::None => (None, Framing::None),
+                    BodyFraming::Length(0) => {
+                        (Some("Content-Length: 0\r\n".to_string()), Framing::None)
+                    }
+                    BodyFraming::Length(n) => {
+                        (Some(format!("Content-Length: {n}\r\n")), Framing::Length(n))
+                    }
+                    BodyFraming::Chunked => (
+                        Some("Transfer-Encoding: chunked\r\n".to_string()),
+                        Framing::Chunked,
+                    ),
+                };
+                if let Some(line) = framing_line {
+                    let at = framing_at.index(lines.len() + 1);
+                    lines.insert(at, line.into_bytes());
+                }
+                // HTTP/1.1 needs its one Host; HTTP/1.0 has one half the time.
+                if !http10 || host_at.index(2) == 0 {
+                    let at = host_at.index(lines.len() + 1);
+                    lines.insert(at, b"Host: example.test\r\n".to_vec());
+                }
+                let version = if http10 {
+                    Version::Http10
+                } else {
+                    Version::Http11
+                };
+                let request_line =
+                    format!("{method} {path} HTTP/1.{}\r\n", if http10 { 0 } else { 1 });
+                let bytes = [request_line.as_bytes(), &lines.concat(), b"\r\n"].concat();
+                ValidRequest {
+                    bytes,
+                    version,
+                    framing,
+                }
+            },
+        )
+}
+
+/// A valid chunked body: zero to five data chunks (sizes in either case of
+/// hex, some with leading zeros, some with extensions), the last chunk, and
+/// zero to three trailer fields.
+fn valid_chunked_body() -> impl Strategy<Value = Vec<u8>> {
+    let hex_size = |n: usize| {
+        (0usize..3, any::<bool>()).prop_map(move |(zeros, upper)| {
+            let digits = if upper {
+                format!("{n:X}")
+            } else {
+                format!("{n:x}")
+            };
+            format!("{}{digits}", "0".repeat(zeros))
+        })
+    };
+    // TCHARS, written out: a `&str` strategy can be cloned, a compiled one not.
+    let token = "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,8}";
+    let quoted = "\"([ !#-\\[\\]-~\t]|\\\\[ -~])*\"";
+    let ext_value = prop_oneof![
+        Just(String::new()),
+        token.prop_map(|t| format!("={t}")),
+        quoted.prop_map(|q| format!("={q}"))
+    ];
+    let whitespace = prop::sample::select(vec!["", "", " ", "\t", " \t"]);
+    let extension =
+        (whitespace, token, ext_value).prop_map(|(ws, name, value)| format!("{ws};{name}{value}"));
+    let extensions = vec(extension, 0..3).prop_map(|e| e.concat());
+    let chunk = vec(any::<u8>(), 1..300).prop_flat_map(move |data| {
+        (hex_size(data.len()), extensions.clone()).prop_map(move |(size, ext)| {
+            [size.as_bytes(), ext.as_bytes(), b"\r\n", &data, b"\r\n"].concat()
+        })
+    });
+    let last_ext =
+        vec(("[A-Za-z0-9-]{1,8}").prop_map(|n| format!(";{n}")), 0..2).prop_map(|e| e.concat());
+    let trailer = ("[A-Za-z0-9-]{1,12}", "[!-~]([ -~]{0,20}[!-~])?")
+        .prop_map(|(n, v)| format!("{n}: {v}\r\n"));
+    (vec(chunk, 0..6), hex_size(0), last_ext, vec(trailer, 0..4)).prop_map(
+        |(chunks, zero, ext, trailers)| {
+            [
+                chunks.concat(),
+                format!("{zero}{ext}\r\n{}\r\n", trailers.concat()).into_bytes(),
+            ]
+            .concat()
+        },
+    )
+}
+
+// ---------------------------------------------------------------------------
+// Checks
+// ---------------------------------------------------------------------------
+
+/// A head's drop ranges and kept ranges lie inside it, in order, without
+/// overlap.
+fn check_ranges(
+    head_len: usize,
+    buf_len: usize,
+    drops: &[(u32, u32)],
+    kept: impl Iterator<Item = (usize, usize)>,
+) -> Result<(), TestCaseError> {
+    prop_assert!(
+        head_len <= buf_len,
+        "head_len {head_len} > buffer {buf_len}"
+    );
+    let mut end = 0;
+    for &(a, b) in drops {
+        let (a, b) = (a as usize, b as usize);
+        prop_assert!(
+            end <= a && a <= b && b <= head_len,
+            "drop {a}..{b} in a {head_len}-byte head"
+        );
+        end = b;
+    }
+    let mut end = 0;
+    for (a, b) in kept {
+        prop_assert!(
+            end <= a && a < b && b <= head_len,
+            "kept {a}..{b} in a {head_len}-byte head"
+        );
+        end = b;
+    }
+    Ok(())
+}
+
+/// Feeds `input` to a new scanner in the pieces that `cuts` (ascending)
+/// make; returns where the body ends, `None` if it did not.
+fn scan_pieces(input: &[u8], cuts: &[usize]) -> Result<Option<usize>, ChunkedError> {
+    let mut scanner = ChunkedScanner::new();
+    let mut start = 0;
+    for end in cuts.iter().copied().chain([input.len()]) {
+        let piece = &input[start..end];
+        let n = scanner.scan(piece)?;
+        if scanner.is_done() {
+            return Ok(Some(start + n));
+        }
+        assert_eq!(n, piece.len(), "bytes kept back from an unfinished body");
+        start = end;
+    }
+    Ok(None)
+}
+
+// ---------------------------------------------------------------------------
+// Properties
+// ---------------------------------------------------------------------------
+
+proptest! {
+    #![proptest_config(config(512))]
+
+    #[test]
+    fn parse_request_never_panics_and_its_ranges_stay_in_the_buffer(
+        buf in head_soup(REQUEST_LINES),
+        max_head in prop_oneof![1 => 0usize..1024, 3 => Just(MAX_HEAD)],
+    ) {
+        if let Ok(Some(h)) = parse_request(&buf, max_head) {
+            prop_assert!(h.head_len <= max_head);
+            check_ranges(h.head_len, buf.len(), h.drops.as_slice(), h.drops.kept(h.head_len))?;
+            if let Some((a, b)) = h.forwarded_for {
+                prop_assert!(a <= b && b as usize <= h.head_len);
+            }
+        }
+    }
+
+    #[test]
+    fn parse_response_never_panics_and_its_ranges_stay_in_the_buffer(
+        buf in head_soup(STATUS_LINES),
+        request_is_head in any::<bool>(),
+    ) {
+        if let Ok(Some(h)) = parse_response(&buf, request_is_head) {
+            check_ranges(h.head_len, buf.len(), h.drops.as_slice(), h.drops.kept(h.head_len))?;
+        }
+    }
+
+    #[test]
+    fn chunked_scanner_never_panics_and_agrees_with_itself_however_fed(
+        (input, cuts) in chunked_soup().prop_flat_map(|b| {
+            let len = b.len();
+            (Just(b), cuts_into(len, 8))
+        }),
+    ) {
+        let whole = scan_pieces(&input, &[]);
+        prop_assert_eq!(scan_pieces(&input, &cuts), whole);
+        if let Ok(Some(end)) = whole {
+            prop_assert!(end <= input.len());
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn a_valid_request_head_ends_at_the_same_byte_whatever_follows_it(
+        req in valid_request(),
+        after in vec(any::<u8>(), 1..256),
+    ) {
+        let bytes = &req.bytes;
+        let h = parse_request(bytes, MAX_HEAD)
+            .map_err(|e| TestCaseError::fail(format!("{e:?} for {}", bytes.escape_ascii())))?
+            .ok_or_else(|| TestCaseError::fail("incomplete"))?;
+        prop_assert_eq!(h.head_len, bytes.len());
+        prop_assert_eq!(h.version, req.version);
+        prop_assert_eq!(h.framing, req.framing);
+        // Only fields the proxy keeps were generated: all of it is forwarded.
+        prop_assert!(h.drops.is_empty(), "dropped {:?}", h.drops.as_slice());
+
+        let followed = [bytes.as_slice(), &after].concat();
+        prop_assert_eq!(parse_request(&followed, MAX_HEAD), Ok(Some(h)));
+
+        for at in 0..bytes.len() {
+            prop_assert_eq!(parse_request(&bytes[..at], MAX_HEAD), Ok(None), "prefix of {} bytes", at);
+        }
+    }
+
+    #[test]
+    fn a_valid_chunked_body_ends_at_its_last_byte_however_it_is_cut(
+        (input, body_len, cuts) in (valid_chunked_body(), vec(any::<u8>(), 0..64))
+            .prop_flat_map(|(body, after)| {
+                let body_len = body.len();
+                let input = [body, after].concat();
+                let len = input.len();
+                (Just(input), Just(body_len), cuts_into(len, 12))
+            }),
+    ) {
+        prop_assert_eq!(scan_pieces(&input, &[]), Ok(Some(body_len)));
+        prop_assert_eq!(scan_pieces(&input, &cuts), Ok(Some(body_len)), "cut at {:?}", cuts);
+    }
+}
