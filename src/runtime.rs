@@ -74,6 +74,29 @@ fn claim_port(addr: SocketAddr) -> Result<SocketAddr, String> {
 
 /// Starts the workers and serves until the process is killed.
 pub fn run(config: Config) -> Result<(), String> {
+    start(config)?.wait();
+    Ok(())
+}
+
+/// A started balancer: its workers accept and serve until the process ends.
+pub struct Running {
+    /// Where it listens (the real port when 0 was asked for).
+    pub listen: SocketAddr,
+    threads: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Running {
+    /// Blocks while the workers run (that is, for good).
+    pub fn wait(self) {
+        for t in self.threads {
+            let _ = t.join();
+        }
+    }
+}
+
+/// Starts the workers, runs the first health round, logs the start-up line
+/// and returns once every worker accepts.
+pub fn start(config: Config) -> Result<Running, String> {
     let listen = claim_port(config.listen)?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let workers = config.workers.unwrap_or(cores.len()).max(1);
@@ -112,10 +135,7 @@ pub fn run(config: Config) -> Result<(), String> {
     }
     log!("{}", startup_line(listen, workers, legacy, shared));
     go.wait();
-    for t in threads {
-        let _ = t.join();
-    }
-    Ok(())
+    Ok(Running { listen, threads })
 }
 
 fn startup_line(listen: SocketAddr, workers: usize, legacy: usize, shared: &Shared) -> String {
