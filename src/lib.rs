@@ -18,6 +18,7 @@
 //! - [`http`]: sans-IO HTTP/1.1: heads parsed in place with httparse into
 //!   offsets, body framing (length, chunked, until close), the errors the
 //!   balancer answers itself. Pure code: tested with byte slices.
+//! - [`buffers`]: per-worker free lists of read buffers.
 //! - [`stream`]: socket helpers over monoio's owned buffers: appending
 //!   reads, gathered writes, deadlines, the liveness peek.
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
@@ -26,6 +27,7 @@
 //! of the buffer they were read into, and bodies stream through as raw bytes.
 
 pub mod balance;
+pub mod buffers;
 pub mod config;
 pub mod http;
 #[macro_use]

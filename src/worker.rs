@@ -2,12 +2,14 @@
 //! configuration and the health bitmap).
 
 use std::cell::{Cell, RefCell};
+use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use bytes::BytesMut;
+use monoio::io::{CancelHandle, Canceller};
 
 use crate::balance::{HealthBitmap, RoundRobin};
+use crate::buffers::BufferPool;
 use crate::config::Config;
 use crate::upstream::Pool;
 
@@ -16,6 +18,14 @@ pub const RESPONSE_BUF: usize = 64 * 1024;
 
 /// Response buffers kept for reuse per worker; more are freed.
 const SPARE_BUFFERS: usize = 256;
+
+/// Size of a client connection's read buffer. Small, because a pending read
+/// pins it while the connection waits; it grows only for a large head or a
+/// buffered body.
+pub const CLIENT_BUF: usize = 4 * 1024;
+
+/// Client read buffers kept for reuse per worker; more are freed.
+const SPARE_CLIENT_BUFFERS: usize = 64;
 
 /// State shared by all workers for the life of the process.
 pub struct Shared {
@@ -46,13 +56,20 @@ pub struct Worker {
     pub shared: &'static Shared,
     pub rr: RoundRobin,
     pub pool: RefCell<Pool>,
-    spare: RefCell<Vec<BytesMut>>,
+    /// Buffers for reading responses, and client connections' read buffers.
+    pub response_buffers: BufferPool,
+    pub client_buffers: BufferPool,
     /// Client connections open on this worker, and how many it may have.
     open: Cell<usize>,
     max_open: usize,
     /// A clock read once per `HOUSEKEEPING` tick: good enough to age idle
     /// connections, and free to read on every request.
     coarse_now: Cell<Instant>,
+    /// Housekeeping ticks so far.
+    ticks: Cell<u64>,
+    /// Cancellers of parked connections' reads, by the tick at which their
+    /// idle time is up: one per tick, shared by all that expire together.
+    expiries: RefCell<BTreeMap<u64, Canceller>>,
 }
 
 impl Worker {
@@ -70,11 +87,21 @@ impl Worker {
                 config.pool_size,
                 config.idle_timeout,
             )),
-            spare: RefCell::new(Vec::new()),
+            response_buffers: BufferPool::new(RESPONSE_BUF, SPARE_BUFFERS),
+            client_buffers: BufferPool::new(CLIENT_BUF, SPARE_CLIENT_BUFFERS),
             open: Cell::new(0),
             max_open: config.max_connections.div_ceil(workers.max(1)),
             coarse_now: Cell::new(Instant::now()),
+            ticks: Cell::new(0),
+            expiries: RefCell::new(BTreeMap::new()),
         }
+    }
+
+    /// A handle that cancels an operation once `after` has passed (to
+    /// within a `HOUSEKEEPING` tick), without a timer per operation.
+    pub fn idle_expiry(&self, after: Duration) -> CancelHandle {
+        let due = self.ticks.get() + 1 + (after.as_millis() / HOUSEKEEPING.as_millis()) as u64;
+        self.expiries.borrow_mut().entry(due).or_default().handle()
     }
 
     /// Now, to within `HOUSEKEEPING`.
@@ -92,41 +119,30 @@ impl Worker {
         Some(Admitted(self.clone()))
     }
 
-    /// Runs forever: every `HOUSEKEEPING`, moves the coarse clock on and
-    /// closes pooled connections idle past `--idle-timeout`.
+    /// Runs forever: every `HOUSEKEEPING`, moves the coarse clock on,
+    /// closes pooled connections idle past `--idle-timeout` and cancels the
+    /// reads of parked client connections whose idle time is up.
     pub async fn housekeeping(self: Rc<Self>) {
         loop {
             monoio::time::sleep(HOUSEKEEPING).await;
             let now = Instant::now();
             self.coarse_now.set(now);
             self.pool.borrow_mut().close_expired(now);
+            let tick = self.ticks.get() + 1;
+            self.ticks.set(tick);
+            let due = {
+                let mut expiries = self.expiries.borrow_mut();
+                let later = expiries.split_off(&(tick + 1));
+                std::mem::replace(&mut *expiries, later)
+            };
+            for canceller in due.into_values() {
+                canceller.cancel();
+            }
         }
     }
 
     pub fn config(&self) -> &'static Config {
         &self.shared.config
-    }
-
-    /// An empty response buffer of `RESPONSE_BUF` bytes, reused if possible.
-    pub fn take_buffer(&self) -> BytesMut {
-        self.spare
-            .borrow_mut()
-            .pop()
-            .unwrap_or_else(|| BytesMut::with_capacity(RESPONSE_BUF))
-    }
-
-    /// Gives a response buffer back. It is kept only if it can be reclaimed
-    /// whole (no `Bytes` still points into it).
-    pub fn give_buffer(&self, mut buf: BytesMut) {
-        buf.clear();
-        let mut spare = self.spare.borrow_mut();
-        if spare.len() < SPARE_BUFFERS {
-            // Reclaims the original allocation in place when unique.
-            buf.reserve(RESPONSE_BUF);
-            if buf.capacity() <= 2 * RESPONSE_BUF {
-                spare.push(buf);
-            }
-        }
     }
 }
 

@@ -778,3 +778,23 @@ fn large_request_body_streams_through() {
     let seen = backend.last_request().expect("the target got the request");
     assert_eq!(seen.header("Content-Length"), Some("3145728"));
 }
+
+#[test]
+fn a_connection_idle_long_enough_to_be_parked_is_served_again() {
+    let backend = Backend::start("a");
+    let lb = start_balancer(&[&backend], &[]);
+    let mut c = Client::connect(lb.addr());
+    for round in 0..3 {
+        // Idle well past the balancer's parking delay (20 ms): its task and
+        // buffer are given up, and a small task waits for the next byte.
+        std::thread::sleep(Duration::from_millis(100));
+        // The next request arrives a byte at a time.
+        for byte in request_bytes("GET", &format!("/{round}"), &[], b"") {
+            c.send(&[byte]);
+        }
+        let r = c.read_response();
+        assert_eq!((r.status, r.body_str().as_str()), (200, "a"), "round {round}");
+    }
+    let paths: Vec<String> = backend.requests_log().into_iter().map(|r| r.path).collect();
+    assert_eq!(paths, ["/0", "/1", "/2"]);
+}

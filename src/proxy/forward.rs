@@ -60,11 +60,11 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn, req: RequestHead) 
         body,
         pumped: false,
         continued: false,
-        resp: worker.take_buffer(),
+        resp: worker.response_buffers.take(),
         last_500: None,
     };
     let next = ex.run(conn).await;
-    worker.give_buffer(std::mem::take(&mut ex.resp));
+    worker.response_buffers.give(std::mem::take(&mut ex.resp));
     next
 }
 

@@ -5,6 +5,7 @@
 mod body;
 mod forward;
 mod head;
+mod park;
 mod relay;
 mod send;
 mod tunnel;
@@ -13,19 +14,15 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
-use monoio::io::AsyncWriteRent;
+use monoio::buf::IoBufMut;
+use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 
 use crate::http::{parse_request, Error, RequestHead};
 use crate::stream::{deadline, read_more, write_all, Gather, IoFail};
-use crate::worker::{Admitted, Worker};
+use crate::worker::{Admitted, Worker, CLIENT_BUF};
 
 pub use head::ForwardedFor;
-
-/// Initial size of a client connection's read buffer. Small, because a
-/// pending read pins it for as long as the connection is idle; it grows
-/// only for a large head or a buffered body.
-const CLIENT_BUF: usize = 4 * 1024;
 
 /// A buffer grown past this (for a body) is replaced by a small one once
 /// the connection is idle again.
@@ -34,6 +31,12 @@ const LARGE_BUF: usize = 256 * 1024;
 /// Most bytes read and thrown away while closing after an error, so that
 /// the client reads the answer rather than a reset.
 const LINGER_BYTES: usize = 256 * 1024;
+
+/// How long a kept-alive client connection waits for its next request with
+/// its task and read buffer; after that it is parked: the task ends and a
+/// small one waits without a buffer, so that idle connections cost hundreds
+/// of bytes, not kilobytes. Busy connections never park.
+pub const PARK_AFTER: Duration = Duration::from_millis(20);
 
 /// Longest time spent answering an error and draining before closing.
 const LINGER: Duration = Duration::from_secs(2);
@@ -59,6 +62,18 @@ pub struct ClientConn {
     xff: ForwardedFor,
     /// Targets the current request already went to.
     tried: Vec<u32>,
+    /// Cancels the read that waits for the next request, to park the
+    /// connection without losing what that read may have received.
+    canceller: Canceller,
+}
+
+/// What came of waiting for a request head.
+enum Head {
+    Request(RequestHead),
+    /// Idle for `PARK_AFTER`: hand the connection to a small parked task.
+    Park,
+    /// The client closed, or stayed idle past `--idle-timeout`.
+    Closed,
 }
 
 /// Answers a connection over `--max-connections` with a 503 and closes it.
@@ -69,21 +84,35 @@ pub async fn refuse(mut stream: TcpStream) {
 
 /// Serves one client connection until it closes.
 pub async fn serve(admitted: Admitted, stream: TcpStream, peer: SocketAddr) {
-    let worker = admitted.worker();
+    serve_from(admitted, stream, peer, None).await
+}
+
+/// Serves a connection, with the first byte of its next request when it
+/// comes back from being parked.
+async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, first: Option<u8>) {
+    let worker = admitted.worker().clone();
+    let mut buf = worker.client_buffers.take();
+    buf.extend(first);
     let mut conn = ClientConn {
         stream,
-        buf: BytesMut::with_capacity(CLIENT_BUF),
+        buf,
         out: Gather::default(),
         xff: ForwardedFor::new(peer.ip()),
         tried: Vec::new(),
+        canceller: Canceller::new(),
     };
     loop {
-        let req = match conn.read_head(worker).await {
-            Ok(Some(req)) => req,
-            Ok(None) => return,
+        let req = match conn.read_head(&worker).await {
+            Ok(Head::Request(req)) => req,
+            Ok(Head::Closed) => return,
+            Ok(Head::Park) => {
+                worker.client_buffers.give(conn.buf);
+                monoio::spawn(park::parked(admitted, conn.stream, peer));
+                return;
+            }
             Err(e) => return conn.fail(e).await,
         };
-        match forward::exchange(worker, &mut conn, req).await {
+        match forward::exchange(&worker, &mut conn, req).await {
             Next::KeepAlive => conn.shrink_buffer(),
             Next::Close => return,
             Next::Reject(e) => return conn.fail(e).await,
@@ -98,35 +127,69 @@ pub async fn serve(admitted: Admitted, stream: TcpStream, peer: SocketAddr) {
 }
 
 impl ClientConn {
-    /// Reads until a whole request head is in the buffer. `Ok(None)`: the
-    /// client closed, or stayed idle past the keep-alive timeout.
-    async fn read_head(&mut self, worker: &Worker) -> Result<Option<RequestHead>, Error> {
+    /// Reads until a whole request head is in the buffer.
+    async fn read_head(&mut self, worker: &Worker) -> Result<Head, Error> {
         let config = worker.config();
         let mut started: Option<Instant> = None;
         loop {
             if !self.buf.is_empty() {
                 if let Some(req) = parse_request(&self.buf, config.max_header_bytes)? {
-                    return Ok(Some(req));
+                    return Ok(Head::Request(req));
+                }
+            } else if started.is_none() {
+                // Between requests: wait for the next one.
+                match self.wait_for_request(config.idle_timeout).await {
+                    Some(Head::Request(_)) | None => continue,
+                    Some(waited) => return Ok(waited),
                 }
             }
-            // Idle between requests, the keep-alive timeout applies; once a
-            // head has begun, it must be complete within the header timeout.
-            let limit = if self.buf.is_empty() && started.is_none() {
-                config.idle_timeout
-            } else {
-                let t0 = *started.get_or_insert_with(Instant::now);
-                match config.client_header_timeout.checked_sub(t0.elapsed()) {
-                    Some(left) => left,
-                    None => return Err(Error::RequestTimeout),
-                }
+            // Once a head has begun, it must be complete within the header
+            // timeout.
+            let t0 = *started.get_or_insert_with(Instant::now);
+            let Some(limit) = config.client_header_timeout.checked_sub(t0.elapsed()) else {
+                return Err(Error::RequestTimeout);
             };
-            match deadline(limit, read_more(&mut self.stream, &mut self.buf, 1024)).await {
-                Ok(_) => {}
-                // A timed-out read takes the buffer with it: whether a head
+            if let Err(e) = deadline(limit, read_more(&mut self.stream, &mut self.buf, 1024)).await
+            {
+                // A timed-out read takes the buffer with it; whether a head
                 // had begun is known from `started`, not from the buffer.
-                Err(IoFail::TimedOut) if started.is_some() => return Err(Error::RequestTimeout),
-                Err(_) => return Ok(None),
+                return match e {
+                    IoFail::TimedOut => Err(Error::RequestTimeout),
+                    _ => Ok(Head::Closed),
+                };
             }
+        }
+    }
+
+    /// Waits for the first bytes of the next request with a read into the
+    /// buffer, for at most `PARK_AFTER` (or the idle timeout, if shorter).
+    /// `None` when bytes arrived; otherwise `Park` or `Closed`. The read is
+    /// cancelled, not dropped, when time is up: bytes that arrived at that
+    /// moment are kept.
+    async fn wait_for_request(&mut self, idle_timeout: Duration) -> Option<Head> {
+        if self.buf.capacity() < 1024 {
+            self.buf.reserve(CLIENT_BUF);
+        }
+        let owned = std::mem::take(&mut self.buf);
+        let read = self
+            .stream
+            .cancelable_read(owned.slice_mut(0..), self.canceller.handle());
+        let mut read = std::pin::pin!(read);
+        let (res, slice) = monoio::select! {
+            done = &mut read => done,
+            _ = monoio::time::sleep(PARK_AFTER.min(idle_timeout)) => {
+                self.canceller = std::mem::take(&mut self.canceller).cancel();
+                (&mut read).await
+            }
+        };
+        self.buf = slice.into_inner();
+        match res {
+            Ok(0) => Some(Head::Closed),
+            Ok(_) => None,
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) && idle_timeout > PARK_AFTER => {
+                Some(Head::Park)
+            }
+            Err(_) => Some(Head::Closed),
         }
     }
 

@@ -1,0 +1,72 @@
+//! Per-worker free lists of read buffers, so that buffers move between
+//! connections instead of through the allocator.
+
+use std::cell::RefCell;
+
+use bytes::BytesMut;
+
+/// Buffers of one size, kept for reuse (at most `keep` of them).
+pub struct BufferPool {
+    size: usize,
+    keep: usize,
+    free: RefCell<Vec<BytesMut>>,
+}
+
+impl BufferPool {
+    pub fn new(size: usize, keep: usize) -> BufferPool {
+        BufferPool {
+            size,
+            keep,
+            free: RefCell::new(Vec::new()),
+        }
+    }
+
+    /// An empty buffer of at least `size` bytes.
+    pub fn take(&self) -> BytesMut {
+        self.free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| BytesMut::with_capacity(self.size))
+    }
+
+    /// Gives a buffer back. It is kept when there is room and it can be
+    /// reclaimed whole (no `Bytes` still points into it) and is not much
+    /// larger than the pool's size; otherwise it is freed.
+    pub fn give(&self, mut buf: BytesMut) {
+        let mut free = self.free.borrow_mut();
+        if free.len() >= self.keep {
+            return;
+        }
+        buf.clear();
+        // Reclaims the original allocation in place when unique.
+        buf.reserve(self.size);
+        if buf.capacity() <= 2 * self.size {
+            free.push(buf);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reuses_buffers_up_to_the_bound() {
+        let pool = BufferPool::new(64, 1);
+        let a = pool.take();
+        let ptr = a.as_ptr();
+        pool.give(a);
+        let b = pool.take();
+        assert_eq!(b.as_ptr(), ptr, "the same allocation comes back");
+        pool.give(b);
+        pool.give(BytesMut::with_capacity(64));
+        assert_eq!(pool.free.borrow().len(), 1);
+    }
+
+    #[test]
+    fn frees_buffers_that_grew_too_large() {
+        let pool = BufferPool::new(64, 4);
+        pool.give(BytesMut::with_capacity(1024));
+        assert!(pool.free.borrow().is_empty());
+    }
+}
