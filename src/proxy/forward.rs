@@ -115,7 +115,10 @@ impl Exchange<'_> {
         let shared = self.worker.shared;
         let config = &shared.config;
         let now = self.worker.coarse_now();
-        let pooled = self.worker.pool.borrow_mut().take(target, now);
+        // A body that is streamed can be sent only once: check the pooled
+        // connection is open before trusting it with the request.
+        let check = matches!(self.body, RequestBody::Streamed { .. });
+        let pooled = self.worker.pool.borrow_mut().take(target, now, check);
         let mut reused = pooled.is_some();
         let mut stream = match pooled {
             Some(stream) => stream,

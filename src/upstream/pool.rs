@@ -8,6 +8,9 @@ use monoio::net::TcpStream;
 
 use crate::stream::is_idle_and_open;
 
+/// How long after going idle a connection is trusted without a peek.
+pub const FRESH: Duration = Duration::from_secs(1);
+
 /// An idle connection and when it went idle.
 struct Idle {
     stream: TcpStream,
@@ -36,15 +39,23 @@ impl Pool {
     /// An idle connection to `target` that is still open, if any. The
     /// newest is tried first: it is the least likely to have been closed by
     /// the target's idle timeout. Closed or expired ones are dropped.
-    pub fn take(&mut self, target: usize, now: Instant) -> Option<TcpStream> {
+    ///
+    /// A connection idle for less than `FRESH` is taken without the liveness
+    /// peek (a syscall per request under load) unless `check` asks for it: a
+    /// target rarely closes a connection that quietly within a second of
+    /// answering on it, and if it did, a request that can be sent again is
+    /// (on a fresh connection, the target having seen nothing). A request
+    /// that cannot be sent twice asks for the check.
+    pub fn take(&mut self, target: usize, now: Instant, check: bool) -> Option<TcpStream> {
         let idle = &mut self.idle[target];
         while let Some(conn) = idle.pop() {
-            if now.saturating_duration_since(conn.since) >= self.max_idle {
+            let age = now.saturating_duration_since(conn.since);
+            if age >= self.max_idle {
                 // Everything below it is older still.
                 idle.clear();
                 return None;
             }
-            if is_idle_and_open(&conn.stream) {
+            if (age < FRESH && !check) || is_idle_and_open(&conn.stream) {
                 return Some(conn.stream);
             }
         }
