@@ -4,11 +4,8 @@
 //! here allocate nothing while requests are counted.
 
 use std::alloc::{GlobalAlloc, Layout, System};
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::net::TcpStream;
 use std::sync::atomic::{AtomicU64, Ordering};
-
-use load_balancer::config::{parse_args, Command};
 
 /// The system allocator, counting every allocation.
 struct Counting;
@@ -41,84 +38,23 @@ unsafe impl GlobalAlloc for Counting {
 #[global_allocator]
 static COUNTING: Counting = Counting;
 
-const RESPONSE: &[u8] = b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\nxxxxxxxxxxxxxxxxxxxx";
-const REQUEST: &[u8] = b"GET / HTTP/1.1\r\nHost: bench\r\n\r\n";
-
-/// A target that answers every request head on a connection with
-/// `RESPONSE`, into and out of fixed buffers (it allocates nothing once a
-/// connection is up). Health checks get the same answer.
-fn start_target() -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    std::thread::spawn(move || {
-        for conn in listener.incoming() {
-            let Ok(mut conn) = conn else { continue };
-            std::thread::spawn(move || {
-                let mut buf = [0u8; 8192];
-                let mut have = 0;
-                loop {
-                    match conn.read(&mut buf[have..]) {
-                        Ok(0) | Err(_) => return,
-                        Ok(n) => have += n,
-                    }
-                    // Answer every complete head in the buffer.
-                    while let Some(end) = buf[..have].windows(4).position(|w| w == b"\r\n\r\n") {
-                        if conn.write_all(RESPONSE).is_err() {
-                            return;
-                        }
-                        buf.copy_within(end + 4..have, 0);
-                        have -= end + 4;
-                    }
-                }
-            });
-        }
-    });
-    addr
-}
-
-/// Sends one request and reads its whole response into `buf`.
-fn exchange(client: &mut TcpStream, buf: &mut [u8]) {
-    client.write_all(REQUEST).unwrap();
-    let mut got = 0;
-    while got < RESPONSE.len() {
-        let n = client.read(&mut buf[got..]).unwrap();
-        assert!(n > 0, "the balancer closed the connection");
-        got += n;
-    }
-    assert_eq!(&buf[..got], RESPONSE);
-}
+mod raw;
 
 #[test]
 fn steady_state_requests_allocate_nothing() {
-    let target = start_target().to_string();
-    let args = [
-        "-p",
-        "0",
-        "--bind",
-        "127.0.0.1",
-        "-b",
-        &target,
-        "--workers",
-        "1",
-        "--health-interval",
-        "60s",
-    ];
-    let Ok(Command::Run(config)) = parse_args(args) else {
-        panic!("bad arguments");
-    };
-    let running = load_balancer::runtime::start(*config).unwrap();
-    let mut client = TcpStream::connect(running.listen).unwrap();
+    let listen = raw::start_balancer(raw::start_target());
+    let mut client = TcpStream::connect(listen).unwrap();
     client.set_nodelay(true).unwrap();
     let mut buf = [0u8; 1024];
 
     // Warm up: connections, pools and buffers reach their steady state.
     for _ in 0..2_000 {
-        exchange(&mut client, &mut buf);
+        raw::exchange(&mut client, &mut buf);
     }
     let before = ALLOCATIONS.load(Ordering::Relaxed);
     let requests = 10_000;
     for _ in 0..requests {
-        exchange(&mut client, &mut buf);
+        raw::exchange(&mut client, &mut buf);
     }
     let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
     assert_eq!(
