@@ -1,23 +1,32 @@
 # Developer entry points for load-balancer. `make` alone lists them.
 # Knobs (all optional; empty means the script's default):
-#   DURATION, CONNS, THREADS, URL   load (loadtest, pprof, benchmark)
-#   LB_ARGS                         extra load-balancer flags for run-dev
+#   DURATION, CONNECTIONS, THREADS, URL   load (loadtest, pprof, benchmark, compare)
+#     CONNS is the older name of CONNECTIONS; when both are set, CONNECTIONS wins
+#   BODY, WORKERS                         compare: body bytes, workers per balancer
+#   LB_ARGS                               extra load-balancer flags for run-dev
 SHELL := /bin/bash
 .SHELLFLAGS := -eu -o pipefail -c
 .DEFAULT_GOAL := help
 
 CARGO ?= cargo
 DURATION ?=
+CONNECTIONS ?=
 CONNS ?=
 THREADS ?=
 URL ?=
+BODY ?=
+WORKERS ?=
 LB_ARGS ?=
+# One value for every script, which all read CONNS: `override` so that
+# CONNECTIONS wins even over a CONNS given on the command line.
+override CONNS := $(or $(CONNECTIONS),$(CONNS))
 export DURATION CONNS THREADS URL
 
-.PHONY: help build run-dev kill test benchmark loadtest kill-loadtest pprof
+.PHONY: help build run-dev kill test benchmark compare loadtest kill-loadtest pprof
 
 help: ## list these targets
-	@echo "usage: make TARGET [DURATION=30s] [CONNS=64] [THREADS=2] [URL=...] [LB_ARGS=...]"
+	@echo "usage: make TARGET [DURATION=30s] [CONNECTIONS=64] [THREADS=2] [URL=...]"
+	@echo "                   [BODY=20] [WORKERS=1] [LB_ARGS=...]   (CONNS= works too)"
 	@awk 'BEGIN { FS = ":.*## " } /^[a-z-]+:.*## / { printf "  %-14s %s\n", $$1, $$2 }' $(MAKEFILE_LIST)
 
 build: ## cargo build --release (target/release/load-balancer, target-server)
@@ -39,7 +48,11 @@ test: ## fmt --check, clippy -D warnings, all tests, end-to-end again on epoll (
 benchmark: ## cargo bench, then ../shared/bench/compare.sh vs nginx/HAProxy if present
 	scripts/benchmark.sh
 
-loadtest: ## wrk against the running balancer (URL, DURATION=30s, CONNS=64, THREADS=2)
+compare: build ## ours beside nginx and HAProxy, a markdown table (DURATION=10, CONNECTIONS=64, BODY=20, WORKERS=1)
+	scripts/compare.sh $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \
+		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
+
+loadtest: ## wrk against the running balancer (URL, DURATION=30s, CONNECTIONS=64, THREADS=2)
 	scripts/loadtest.sh
 
 kill-loadtest: ## stop that wrk (pid in .run/wrk.pid), from another terminal

@@ -2,8 +2,11 @@
 # wrk against a running balancer (start one with `make run-dev`), in the
 # foreground, with the latency distribution at the end.
 #
-#   URL=http://127.0.0.1:8080/ DURATION=30s CONNS=64 THREADS=2 scripts/loadtest.sh [extra wrk flags]
+#   URL=http://127.0.0.1:8080/ DURATION=30s CONNECTIONS=64 THREADS=2 scripts/loadtest.sh [extra wrk flags]
+#   make loadtest DURATION=30s CONNECTIONS=64 THREADS=2      (the same, through make)
 #
+# CONNS is the older name of CONNECTIONS and still works; when both are set,
+# CONNECTIONS wins.
 # The wrk pid goes to .run/wrk.pid; `make kill-loadtest` (another terminal)
 # stops that wrk and only it. Ctrl-C here stops it too; either way wrk still
 # prints its summary.
@@ -14,7 +17,7 @@ cd "$(repo_root)"
 
 URL=${URL:-http://127.0.0.1:8080/}
 DURATION=${DURATION:-30s}
-CONNS=${CONNS:-64}
+CONNS=${CONNECTIONS:-${CONNS:-64}}
 THREADS=${THREADS:-2}
 PIDFILE=.run/wrk.pid
 

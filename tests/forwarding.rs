@@ -793,7 +793,11 @@ fn a_connection_idle_long_enough_to_be_parked_is_served_again() {
             c.send(&[byte]);
         }
         let r = c.read_response();
-        assert_eq!((r.status, r.body_str().as_str()), (200, "a"), "round {round}");
+        assert_eq!(
+            (r.status, r.body_str().as_str()),
+            (200, "a"),
+            "round {round}"
+        );
     }
     let paths: Vec<String> = backend.requests_log().into_iter().map(|r| r.path).collect();
     assert_eq!(paths, ["/0", "/1", "/2"]);
