@@ -5,12 +5,14 @@
 use std::future::Future;
 use std::io;
 use std::os::fd::AsRawFd;
-use std::time::Duration;
+use std::pin::Pin;
+use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::buf::{IoBufMut, IoVecBuf};
 use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
 use monoio::net::TcpStream;
+use monoio::time::Sleep;
 
 /// Most parts one `writev` carries; a head rarely needs more than five.
 const MAX_IOVECS: usize = 64;
@@ -49,6 +51,35 @@ pub async fn deadline<T>(
     match monoio::time::timeout(limit, fut).await {
         Ok(r) => r,
         Err(_) => Err(IoFail::TimedOut),
+    }
+}
+
+/// A deadline timer set again for each operation instead of made anew: one
+/// per connection, so that a deadline costs neither building a timer nor
+/// moving one around on every request.
+pub struct Timer(Pin<Box<Sleep>>);
+
+impl Default for Timer {
+    fn default() -> Self {
+        // Not in the timer wheel until first polled.
+        Timer(Box::pin(monoio::time::sleep(Duration::from_secs(3600))))
+    }
+}
+
+impl Timer {
+    /// Runs `fut` until it finishes or `until` passes. A future cut short
+    /// by the deadline is dropped: a read in it may lose bytes, so its
+    /// connection must not be used again (see the monoio notes).
+    pub async fn run<T>(
+        &mut self,
+        until: Instant,
+        fut: impl Future<Output = Result<T, IoFail>>,
+    ) -> Result<T, IoFail> {
+        self.0.as_mut().reset(until.into());
+        monoio::select! {
+            done = fut => done,
+            _ = self.0.as_mut() => Err(IoFail::TimedOut),
+        }
     }
 }
 

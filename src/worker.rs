@@ -109,6 +109,12 @@ impl Worker {
         self.coarse_now.get()
     }
 
+    /// A deadline `after` from now, from the coarse clock: never early, up
+    /// to one `HOUSEKEEPING` tick late, and free of a clock read.
+    pub fn soon(&self, after: Duration) -> Instant {
+        self.coarse_now.get() + after + HOUSEKEEPING
+    }
+
     /// Counts a new client connection in; `None` when this worker is at its
     /// share of `--max-connections`. The guard counts it out when dropped.
     pub fn admit(self: &Rc<Self>) -> Option<Admitted> {

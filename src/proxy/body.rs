@@ -4,9 +4,9 @@
 use bytes::Bytes;
 
 use super::ClientConn;
-use crate::config::Config;
 use crate::http::{BodyProgress, Error, Framing, RequestHead};
-use crate::stream::{deadline, read_more, IoFail};
+use crate::stream::{read_more, IoFail};
+use crate::worker::Worker;
 
 /// Reads for a streamed body ask for at least this much room.
 const STREAM_READ: usize = 16 * 1024;
@@ -62,8 +62,9 @@ impl ClientConn {
     pub(super) async fn take_body(
         &mut self,
         req: &RequestHead,
-        config: &Config,
+        worker: &Worker,
     ) -> Result<RequestBody, ClientFail> {
+        let config = worker.config();
         if req.framing == Framing::None {
             return Ok(RequestBody::Empty);
         }
@@ -101,11 +102,9 @@ impl ClientConn {
                 });
             }
             let room = want.saturating_sub(self.buf.len()).max(STREAM_READ);
-            deadline(
-                config.idle_timeout,
-                read_more(&mut self.stream, &mut self.buf, room),
-            )
-            .await?;
+            let until = worker.soon(config.idle_timeout);
+            let read = read_more(&mut self.stream, &mut self.buf, room);
+            self.timer.run(until, read).await?;
         }
     }
 
@@ -114,17 +113,15 @@ impl ClientConn {
     pub(super) async fn next_body_piece(
         &mut self,
         rest: &mut BodyProgress,
-        config: &Config,
+        worker: &Worker,
     ) -> Result<Option<Bytes>, ClientFail> {
         if rest.is_done() {
             return Ok(None);
         }
         if self.buf.is_empty() {
-            deadline(
-                config.idle_timeout,
-                read_more(&mut self.stream, &mut self.buf, STREAM_READ),
-            )
-            .await?;
+            let until = worker.soon(worker.config().idle_timeout);
+            let read = read_more(&mut self.stream, &mut self.buf, STREAM_READ);
+            self.timer.run(until, read).await?;
         }
         let n = rest
             .advance(&self.buf)

@@ -12,7 +12,7 @@ use super::relay::{relay, Relayed};
 use super::send::SendFail;
 use super::{ClientConn, Next};
 use crate::http::{BodyProgress, Error, Framing, RequestHead, ResponseHead};
-use crate::stream::{connect, deadline, write_gather, IoFail};
+use crate::stream::{connect, write_gather, IoFail};
 use crate::worker::{Worker, RESPONSE_BUF};
 
 /// How one attempt on one target ended.
@@ -46,9 +46,8 @@ pub(super) struct Exchange<'a> {
 
 /// Forwards one request and relays its answer.
 pub async fn exchange(worker: &Worker, conn: &mut ClientConn, req: RequestHead) -> Next {
-    let config = worker.config();
     let head = conn.buf.split_to(req.head_len).freeze();
-    let body = match conn.take_body(&req, config).await {
+    let body = match conn.take_body(&req, worker).await {
         Ok(body) => body,
         Err(ClientFail::Answer(e)) => return Next::Reject(e),
         Err(ClientFail::Gone) => return Next::Close,
@@ -104,8 +103,8 @@ impl Exchange<'_> {
     async fn answer(&self, conn: &mut ClientConn, e: Error, close: bool) -> Next {
         let keep_alive =
             self.req.keep_alive && !close && !self.body.unread() && !e.closes_connection();
-        let limit = self.worker.config().idle_timeout;
-        match conn.send(e.response(keep_alive), limit).await {
+        let until = self.worker.soon(self.worker.config().idle_timeout);
+        match conn.send(e.response(keep_alive), until).await {
             Ok(()) if keep_alive => Next::KeepAlive,
             _ => Next::Close,
         }
@@ -207,8 +206,9 @@ impl Exchange<'_> {
         push_response_head(&mut conn.out, &head_bytes, &head.drops, ClientHop::Switched);
         conn.out.push(self.resp.split().freeze());
         self.resp.reserve(RESPONSE_BUF);
-        let limit = self.worker.config().idle_timeout;
-        match deadline(limit, write_gather(&mut conn.stream, &mut conn.out)).await {
+        let until = self.worker.soon(self.worker.config().idle_timeout);
+        let write = write_gather(&mut conn.stream, &mut conn.out);
+        match conn.timer.run(until, write).await {
             Ok(()) => Next::Tunnel(upstream),
             Err(_) => Next::Close,
         }

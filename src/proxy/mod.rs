@@ -19,7 +19,7 @@ use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 
 use crate::http::{parse_request, Error, RequestHead};
-use crate::stream::{deadline, read_more, write_all, Gather, IoFail};
+use crate::stream::{deadline, read_more, write_all, Gather, IoFail, Timer};
 use crate::worker::{Admitted, Worker, CLIENT_BUF};
 
 pub use head::ForwardedFor;
@@ -65,6 +65,8 @@ pub struct ClientConn {
     /// Cancels the read that waits for the next request, to park the
     /// connection without losing what that read may have received.
     canceller: Canceller,
+    /// The deadline of the operation in progress, on either side.
+    timer: Timer,
 }
 
 /// What came of waiting for a request head.
@@ -100,6 +102,7 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
         xff: ForwardedFor::new(peer.ip()),
         tried: Vec::new(),
         canceller: Canceller::new(),
+        timer: Timer::default(),
     };
     loop {
         let req = match conn.read_head(&worker).await {
@@ -146,11 +149,9 @@ impl ClientConn {
             // Once a head has begun, it must be complete within the header
             // timeout.
             let t0 = *started.get_or_insert_with(Instant::now);
-            let Some(limit) = config.client_header_timeout.checked_sub(t0.elapsed()) else {
-                return Err(Error::RequestTimeout);
-            };
-            if let Err(e) = deadline(limit, read_more(&mut self.stream, &mut self.buf, 1024)).await
-            {
+            let until = t0 + config.client_header_timeout;
+            let read = read_more(&mut self.stream, &mut self.buf, 1024);
+            if let Err(e) = self.timer.run(until, read).await {
                 // A timed-out read takes the buffer with it; whether a head
                 // had begun is known from `started`, not from the buffer.
                 return match e {
@@ -175,9 +176,14 @@ impl ClientConn {
             .stream
             .cancelable_read(owned.slice_mut(0..), self.canceller.handle());
         let mut read = std::pin::pin!(read);
-        let (res, slice) = monoio::select! {
-            done = &mut read => done,
-            _ = monoio::time::sleep(PARK_AFTER.min(idle_timeout)) => {
+        let wait = PARK_AFTER.min(idle_timeout);
+        let timer = &mut self.timer;
+        let (res, slice) = match timer
+            .run(Instant::now() + wait, async { Ok((&mut read).await) })
+            .await
+        {
+            Ok(done) => done,
+            Err(_) => {
                 self.canceller = std::mem::take(&mut self.canceller).cancel();
                 (&mut read).await
             }
@@ -193,9 +199,11 @@ impl ClientConn {
         }
     }
 
-    /// Writes `bytes` to the client within the client timeout.
-    async fn send(&mut self, bytes: Bytes, limit: Duration) -> Result<(), IoFail> {
-        deadline(limit, write_all(&mut self.stream, bytes)).await
+    /// Writes `bytes` to the client by `until`.
+    async fn send(&mut self, bytes: Bytes, until: Instant) -> Result<(), IoFail> {
+        self.timer
+            .run(until, write_all(&mut self.stream, bytes))
+            .await
     }
 
     /// Answers an error and closes the connection, reading and discarding
@@ -203,18 +211,16 @@ impl ClientConn {
     /// rather than a reset (a lingering close, as nginx does).
     #[cold]
     async fn fail(mut self, e: Error) {
-        if self.send(e.response(false), LINGER).await.is_err() {
+        let until = Instant::now() + LINGER;
+        if self.send(e.response(false), until).await.is_err() {
             return;
         }
         let _ = self.stream.shutdown().await;
-        let until = Instant::now() + LINGER;
         let mut drained = 0;
         while drained < LINGER_BYTES {
-            let Some(left) = until.checked_duration_since(Instant::now()) else {
-                break;
-            };
             self.buf.clear();
-            match deadline(left, read_more(&mut self.stream, &mut self.buf, CLIENT_BUF)).await {
+            let read = read_more(&mut self.stream, &mut self.buf, CLIENT_BUF);
+            match self.timer.run(until, read).await {
                 Ok(n) => drained += n,
                 Err(_) => break,
             }

@@ -8,7 +8,7 @@ use monoio::net::TcpStream;
 use super::head::{push_response_head, ClientHop};
 use super::{ClientConn, Next};
 use crate::http::{BodyProgress, Framing, RequestHead, ResponseHead};
-use crate::stream::{deadline, read_more, write_all, write_gather, IoFail};
+use crate::stream::{read_more, write_all, write_gather, IoFail};
 use crate::worker::{Worker, RESPONSE_BUF};
 
 /// What became of the upstream connection.
@@ -60,18 +60,20 @@ pub async fn relay(
         // Nothing has gone to the client yet, but the target saw the request.
         conn.out.clear();
         let e = crate::http::Error::BadResponse;
-        let _ = conn.send(e.response(false), config.idle_timeout).await;
+        let _ = conn
+            .send(e.response(false), worker.soon(config.idle_timeout))
+            .await;
         return spent(Next::Close);
     };
     conn.out.push(resp.split_to(n).freeze());
     let mut extra = !resp.is_empty();
     resp.clear();
-    if deadline(
-        config.idle_timeout,
-        write_gather(&mut conn.stream, &mut conn.out),
-    )
-    .await
-    .is_err()
+    let write = write_gather(&mut conn.stream, &mut conn.out);
+    if conn
+        .timer
+        .run(worker.soon(config.idle_timeout), write)
+        .await
+        .is_err()
     {
         return spent(Next::Close);
     }
@@ -80,7 +82,8 @@ pub async fn relay(
         let Some(up) = upstream.as_deref_mut() else {
             return spent(Next::Close);
         };
-        match deadline(config.idle_timeout, read_more(up, resp, RESPONSE_BUF / 2)).await {
+        let read = read_more(up, resp, RESPONSE_BUF / 2);
+        match conn.timer.run(worker.soon(config.idle_timeout), read).await {
             Ok(_) => {}
             Err(IoFail::Closed) if head.framing == Framing::UntilClose => break,
             // Cut off mid-body: the client sees the connection close
@@ -93,7 +96,10 @@ pub async fn relay(
         let piece = resp.split_to(n).freeze();
         extra |= !resp.is_empty();
         resp.clear();
-        if deadline(config.idle_timeout, write_all(&mut conn.stream, piece))
+        let write = write_all(&mut conn.stream, piece);
+        if conn
+            .timer
+            .run(worker.soon(config.idle_timeout), write)
             .await
             .is_err()
         {

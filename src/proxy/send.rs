@@ -14,7 +14,7 @@ use super::forward::Exchange;
 use super::head::push_request_head;
 use super::ClientConn;
 use crate::http::{parse_response, ResponseHead};
-use crate::stream::{deadline, read_more, write_gather, IoFail};
+use crate::stream::{read_more, write_gather, IoFail};
 use crate::worker::RESPONSE_BUF;
 
 /// Largest response head accepted from a target; 502 past it.
@@ -54,10 +54,12 @@ impl Exchange<'_> {
         let config = &self.worker.shared.config;
         push_request_head(&mut conn.out, &self.head, &self.req, &conn.xff);
         conn.out.push(self.body.first());
-        deadline(config.idle_timeout, write_gather(stream, &mut conn.out))
+        let write = write_gather(stream, &mut conn.out);
+        conn.timer
+            .run(self.worker.soon(config.idle_timeout), write)
             .await
             .map_err(|_| SendFail::NothingBack)?;
-        let until = Instant::now() + config.response_timeout;
+        let until = self.worker.soon(config.response_timeout);
         self.resp.clear();
         let mut got_any = false;
 
@@ -75,7 +77,7 @@ impl Exchange<'_> {
         }
 
         loop {
-            let head = self.read_head(stream, until, &mut got_any).await?;
+            let head = self.read_head(conn, stream, until, &mut got_any).await?;
             if head.is_interim() {
                 self.resp.advance(head.head_len);
             } else if head.status == 101 && !self.req.upgrade {
@@ -102,7 +104,7 @@ impl Exchange<'_> {
         if let Ok(ready) = timeout_at(wait.into(), stream.readable(true)).await {
             ready.map_err(|_| SendFail::NothingBack)?;
             loop {
-                let head = self.read_head(stream, until, got_any).await?;
+                let head = self.read_head(conn, stream, until, got_any).await?;
                 if !head.is_interim() {
                     return Ok(Some(head));
                 }
@@ -112,8 +114,8 @@ impl Exchange<'_> {
                 }
             }
         }
-        let limit = self.worker.config().idle_timeout;
-        conn.send(Bytes::from_static(CONTINUE), limit)
+        let until = self.worker.soon(self.worker.config().idle_timeout);
+        conn.send(Bytes::from_static(CONTINUE), until)
             .await
             .map_err(|_| SendFail::Client(ClientFail::Gone))?;
         self.continued = true;
@@ -133,12 +135,14 @@ impl Exchange<'_> {
         };
         self.pumped = true;
         while let Some(piece) = conn
-            .next_body_piece(rest, config)
+            .next_body_piece(rest, self.worker)
             .await
             .map_err(SendFail::Client)?
         {
             conn.out.push(piece);
-            deadline(config.idle_timeout, write_gather(stream, &mut conn.out))
+            let write = write_gather(stream, &mut conn.out);
+            conn.timer
+                .run(self.worker.soon(config.idle_timeout), write)
                 .await
                 .map_err(|_| SendFail::Upstream)?;
         }
@@ -149,6 +153,7 @@ impl Exchange<'_> {
     /// final), by the response deadline.
     async fn read_head(
         &mut self,
+        conn: &mut ClientConn,
         stream: &mut TcpStream,
         until: Instant,
         got_any: &mut bool,
@@ -162,11 +167,11 @@ impl Exchange<'_> {
                 }
             }
             let read = read_more(stream, &mut self.resp, RESPONSE_BUF / 4);
-            match timeout_at(until.into(), read).await {
-                Ok(Ok(_)) => *got_any = true,
-                Err(_) | Ok(Err(IoFail::TimedOut)) => return Err(SendFail::TimedOut),
-                Ok(Err(_)) if !*got_any => return Err(SendFail::NothingBack),
-                Ok(Err(_)) => return Err(SendFail::Invalid),
+            match conn.timer.run(until, read).await {
+                Ok(_) => *got_any = true,
+                Err(IoFail::TimedOut) => return Err(SendFail::TimedOut),
+                Err(_) if !*got_any => return Err(SendFail::NothingBack),
+                Err(_) => return Err(SendFail::Invalid),
             }
         }
     }
