@@ -55,18 +55,21 @@ pub async fn deadline<T>(
 }
 
 /// A deadline timer set again for each operation instead of made anew: one
-/// per connection, so that a deadline costs neither building a timer nor
-/// moving one around on every request.
-pub struct Timer(Pin<Box<Sleep>>);
+/// per connection, living in its task (pinned there), so that a deadline
+/// costs neither building a timer nor moving one around on every request.
+pub struct Timer<'t>(Pin<&'t mut Sleep>);
 
-impl Default for Timer {
-    fn default() -> Self {
-        // Not in the timer wheel until first polled.
-        Timer(Box::pin(monoio::time::sleep(Duration::from_secs(3600))))
+impl<'t> Timer<'t> {
+    /// Wraps a pinned timer; it is not in the timer wheel until first used.
+    pub fn new(sleep: Pin<&'t mut Sleep>) -> Timer<'t> {
+        Timer(sleep)
     }
-}
 
-impl Timer {
+    /// A timer to pin in a task and hand to `Timer::new`.
+    pub fn unset() -> Sleep {
+        monoio::time::sleep(Duration::from_secs(3600))
+    }
+
     /// Runs `fut` until it finishes or `until` passes. A future cut short
     /// by the deadline is dropped: a read in it may lose bytes, so its
     /// connection must not be used again (see the monoio notes).
@@ -238,12 +241,10 @@ pub fn is_idle_and_open(stream: &TcpStream) -> bool {
     n < 0 && io::Error::last_os_error().kind() == io::ErrorKind::WouldBlock
 }
 
-/// Connects to `addr` within `limit`, with TCP_NODELAY set.
-pub async fn connect(addr: std::net::SocketAddr, limit: Duration) -> Result<TcpStream, IoFail> {
-    let stream = deadline(limit, async {
-        TcpStream::connect_addr(addr).await.map_err(IoFail::from)
-    })
-    .await?;
+/// Connects to `addr`, with TCP_NODELAY set. Timing out a connect is safe
+/// (no data can be lost): callers bound it with a deadline.
+pub async fn connect(addr: std::net::SocketAddr) -> Result<TcpStream, IoFail> {
+    let stream = TcpStream::connect_addr(addr).await?;
     let _ = stream.set_nodelay(true);
     Ok(stream)
 }

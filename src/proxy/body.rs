@@ -56,7 +56,7 @@ impl From<IoFail> for ClientFail {
     }
 }
 
-impl ClientConn {
+impl ClientConn<'_> {
     /// Takes the request's body from the buffer, reading more as needed:
     /// whole when it ends within `max_replay_body` bytes, else its first part.
     pub(super) async fn take_body(

@@ -45,7 +45,7 @@ pub(super) struct Exchange<'a> {
 }
 
 /// Forwards one request and relays its answer.
-pub async fn exchange(worker: &Worker, conn: &mut ClientConn, req: RequestHead) -> Next {
+pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHead) -> Next {
     let head = conn.buf.split_to(req.head_len).freeze();
     let body = match conn.take_body(&req, worker).await {
         Ok(body) => body,
@@ -74,7 +74,7 @@ impl Exchange<'_> {
         !self.pumped
     }
 
-    async fn run(&mut self, conn: &mut ClientConn) -> Next {
+    async fn run(&mut self, conn: &mut ClientConn<'_>) -> Next {
         let shared = self.worker.shared;
         let attempts = 1 + shared.config.retries;
         conn.tried.clear();
@@ -100,7 +100,7 @@ impl Exchange<'_> {
     /// Answers an error the balancer makes itself. The connection closes
     /// when asked, when the error says so, or when part of the request body
     /// is still unread on the socket (it would be taken for the next request).
-    async fn answer(&self, conn: &mut ClientConn, e: Error, close: bool) -> Next {
+    async fn answer(&self, conn: &mut ClientConn<'_>, e: Error, close: bool) -> Next {
         let keep_alive =
             self.req.keep_alive && !close && !self.body.unread() && !e.closes_connection();
         let until = self.worker.soon(self.worker.config().idle_timeout);
@@ -110,7 +110,7 @@ impl Exchange<'_> {
         }
     }
 
-    async fn attempt(&mut self, conn: &mut ClientConn, target: usize) -> Attempt {
+    async fn attempt(&mut self, conn: &mut ClientConn<'_>, target: usize) -> Attempt {
         let shared = self.worker.shared;
         let config = &shared.config;
         let now = self.worker.coarse_now();
@@ -121,7 +121,7 @@ impl Exchange<'_> {
         let mut reused = pooled.is_some();
         let mut stream = match pooled {
             Some(stream) => stream,
-            None => match self.connect(target).await {
+            None => match self.connect(conn, target).await {
                 Ok(stream) => stream,
                 Err(e) => return e,
             },
@@ -133,7 +133,7 @@ impl Exchange<'_> {
                 // nothing, so send again on a fresh connection.
                 Err(SendFail::NothingBack) if reused && self.replayable() => {
                     reused = false;
-                    stream = match self.connect(target).await {
+                    stream = match self.connect(conn, target).await {
                         Ok(stream) => stream,
                         Err(e) => return e,
                     };
@@ -198,7 +198,7 @@ impl Exchange<'_> {
     /// after it) and hands both connections over to a tunnel.
     async fn switch(
         &mut self,
-        conn: &mut ClientConn,
+        conn: &mut ClientConn<'_>,
         head: ResponseHead,
         upstream: TcpStream,
     ) -> Next {
@@ -215,10 +215,18 @@ impl Exchange<'_> {
     }
 
     /// A fresh connection to `target`; a refusal or timeout marks it degraded.
-    async fn connect(&self, target: usize) -> Result<TcpStream, Attempt> {
+    async fn connect(
+        &self,
+        conn: &mut ClientConn<'_>,
+        target: usize,
+    ) -> Result<TcpStream, Attempt> {
         let shared = self.worker.shared;
-        let addr = shared.config.backends[target];
-        match connect(addr, shared.config.connect_timeout).await {
+        let until = self.worker.soon(shared.config.connect_timeout);
+        match conn
+            .timer
+            .run(until, connect(shared.config.backends[target]))
+            .await
+        {
             Ok(stream) => Ok(stream),
             Err(IoFail::Refused) => {
                 shared.degrade(target, "connection refused");

@@ -52,7 +52,7 @@ pub enum Next {
 }
 
 /// The client side of a connection and the buffers it reuses.
-pub struct ClientConn {
+pub struct ClientConn<'t> {
     stream: TcpStream,
     /// Bytes received and not yet forwarded: a head, body bytes, or the next
     /// pipelined requests.
@@ -66,7 +66,7 @@ pub struct ClientConn {
     /// connection without losing what that read may have received.
     canceller: Canceller,
     /// The deadline of the operation in progress, on either side.
-    timer: Timer,
+    timer: Timer<'t>,
 }
 
 /// What came of waiting for a request head.
@@ -95,6 +95,7 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
     let worker = admitted.worker().clone();
     let mut buf = worker.client_buffers.take();
     buf.extend(first);
+    let mut timer = std::pin::pin!(Timer::unset());
     let mut conn = ClientConn {
         stream,
         buf,
@@ -102,7 +103,7 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
         xff: ForwardedFor::new(peer.ip()),
         tried: Vec::new(),
         canceller: Canceller::new(),
-        timer: Timer::default(),
+        timer: Timer::new(timer.as_mut()),
     };
     loop {
         let req = match conn.read_head(&worker).await {
@@ -129,7 +130,7 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
     }
 }
 
-impl ClientConn {
+impl ClientConn<'_> {
     /// Reads until a whole request head is in the buffer.
     async fn read_head(&mut self, worker: &Worker) -> Result<Head, Error> {
         let config = worker.config();

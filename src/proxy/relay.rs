@@ -31,7 +31,7 @@ pub struct Outcome {
 /// (after `Expect: 100-continue`): neither connection can carry another
 /// request, as what became of that body is unknown.
 pub async fn relay(
-    conn: &mut ClientConn,
+    conn: &mut ClientConn<'_>,
     req: &RequestHead,
     head: ResponseHead,
     resp: &mut BytesMut,

@@ -7,7 +7,6 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes};
 use monoio::net::TcpStream;
-use monoio::time::timeout_at;
 
 use super::body::{ClientFail, RequestBody};
 use super::forward::Exchange;
@@ -48,7 +47,7 @@ impl Exchange<'_> {
     /// `100 Continue` is relayed to a client that waits for one.
     pub(super) async fn send_and_read_head(
         &mut self,
-        conn: &mut ClientConn,
+        conn: &mut ClientConn<'_>,
         stream: &mut TcpStream,
     ) -> Result<ResponseHead, SendFail> {
         let config = &self.worker.shared.config;
@@ -95,15 +94,17 @@ impl Exchange<'_> {
     /// that the deadline cannot lose bytes.
     async fn await_continue(
         &mut self,
-        conn: &mut ClientConn,
+        conn: &mut ClientConn<'_>,
         stream: &mut TcpStream,
         until: Instant,
         got_any: &mut bool,
     ) -> Result<Option<ResponseHead>, SendFail> {
         let wait = until.min(Instant::now() + CONTINUE_WAIT);
-        if let Ok(ready) = timeout_at(wait.into(), stream.readable(true)).await {
-            ready.map_err(|_| SendFail::NothingBack)?;
-            loop {
+        let readable = async { stream.readable(true).await.map_err(IoFail::from) };
+        match conn.timer.run(wait, readable).await {
+            Err(IoFail::TimedOut) => {}
+            Err(_) => return Err(SendFail::NothingBack),
+            Ok(()) => loop {
                 let head = self.read_head(conn, stream, until, got_any).await?;
                 if !head.is_interim() {
                     return Ok(Some(head));
@@ -112,7 +113,7 @@ impl Exchange<'_> {
                 if head.status == 100 {
                     break;
                 }
-            }
+            },
         }
         let until = self.worker.soon(self.worker.config().idle_timeout);
         conn.send(Bytes::from_static(CONTINUE), until)
@@ -126,7 +127,7 @@ impl Exchange<'_> {
     /// the target. From here on the request cannot be sent again.
     async fn pump(
         &mut self,
-        conn: &mut ClientConn,
+        conn: &mut ClientConn<'_>,
         stream: &mut TcpStream,
     ) -> Result<(), SendFail> {
         let config = &self.worker.shared.config;
@@ -153,7 +154,7 @@ impl Exchange<'_> {
     /// final), by the response deadline.
     async fn read_head(
         &mut self,
-        conn: &mut ClientConn,
+        conn: &mut ClientConn<'_>,
         stream: &mut TcpStream,
         until: Instant,
         got_any: &mut bool,

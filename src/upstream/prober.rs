@@ -62,7 +62,7 @@ impl From<IoFail> for Check {
 /// Checks one target on a fresh connection with `Connection: close`.
 pub async fn check(addr: SocketAddr, host: &str, path: &str, limit: Duration) -> Check {
     let exchange = async {
-        let mut stream: TcpStream = connect(addr, limit).await?;
+        let mut stream: TcpStream = connect(addr).await?;
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: load-balancer-health\r\nConnection: close\r\n\r\n"
         );
