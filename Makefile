@@ -52,6 +52,9 @@ compare: build ## ours beside nginx and HAProxy, a markdown table (DURATION=10, 
 	scripts/compare.sh $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \
 		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
 
+idle-memory: build ## bytes per idle keep-alive connection, ours and nginx's, in one run (CONNECTIONS=10000)
+	scripts/idle-memory.sh $(if $(CONNS),--conns $(CONNS))
+
 loadtest: ## wrk against the running balancer (URL, DURATION=30s, CONNECTIONS=64, THREADS=2)
 	scripts/loadtest.sh
 
