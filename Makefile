@@ -22,7 +22,7 @@ LB_ARGS ?=
 override CONNS := $(or $(CONNECTIONS),$(CONNS))
 export DURATION CONNS THREADS URL
 
-.PHONY: help build run-dev kill test benchmark compare loadtest kill-loadtest pprof
+.PHONY: help build run-dev kill test benchmark compare idle-memory loadtest kill-loadtest pprof
 
 help: ## list these targets
 	@echo "usage: make TARGET [DURATION=30s] [CONNECTIONS=64] [THREADS=2] [URL=...]"
