@@ -2,7 +2,11 @@
 
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
+use std::path::{Path, PathBuf};
 use std::time::Duration;
+
+use crate::log::Level;
+use crate::targets::{parse_targets_file, Target};
 
 /// Largest request body buffered whole so that it can be replayed on another
 /// target after a 500 or a reset. A larger body is streamed and not replayed.
@@ -18,6 +22,9 @@ pub const DEFAULT_MAX_HEADER_BYTES: usize = 16 * 1024;
 /// Open client connections, all workers together, unless `--max-connections`
 /// says otherwise.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 100_000;
+
+/// Most targets at once unless `--max-targets` says otherwise.
+pub const DEFAULT_MAX_TARGETS: usize = 1024;
 
 /// Idle keep-alive connections kept per target on each worker.
 pub const DEFAULT_POOL_SIZE: usize = 128;
@@ -46,6 +53,13 @@ Options:
       --max-connections <n>      open client connections, all workers together [default: 100000]
       --pool-size <n>            idle connections kept per target per worker [default: 128]
       --max-replay-body <bytes>  largest request body buffered for retries [default: 1048576]
+      --targets-file <path>      more targets, one host:port per line (# comments); re-read on
+                                 SIGHUP or POST /reload on the admin port
+      --max-targets <n>          most targets at once, reloads included [default: 1024]
+      --admin <host:port>        serve /metrics, /targets and POST /reload there [default: off]
+      --drain-timeout <dur>      on SIGTERM or SIGINT, how long requests in flight may finish [default: 30s]
+      --access-log <path|->      one line per request, to a file or stdout [default: off]
+      --log-level <level>        error, warn, info or debug [default: info]
   -h, --help                     print this help
   -V, --version                  print the version
 
@@ -57,10 +71,20 @@ Durations take a unit: 250ms, 2s.
 pub struct Config {
     /// Address the workers listen on (`--bind` and `--port`).
     pub listen: SocketAddr,
-    /// The targets as given on the command line, for logs.
-    pub backend_names: Vec<String>,
-    /// The targets, resolved once at start-up.
-    pub backends: Vec<SocketAddr>,
+    /// The `-b` targets, resolved once at start-up.
+    pub backends: Vec<Target>,
+    /// `--targets-file`, and the targets it held at start-up.
+    pub targets_file: Option<PathBuf>,
+    pub file_targets: Vec<Target>,
+    /// Most targets at once.
+    pub max_targets: usize,
+    /// Where the admin endpoint listens, if anywhere.
+    pub admin: Option<SocketAddr>,
+    /// How long requests in flight may finish after SIGTERM or SIGINT.
+    pub drain_timeout: Duration,
+    /// Where access log lines go, if anywhere.
+    pub access_log: Option<LogDestination>,
+    pub log_level: Level,
     /// Worker threads; `None` means one per available core.
     pub workers: Option<usize>,
     pub health_interval: Duration,
@@ -81,6 +105,13 @@ pub struct Config {
     pub max_connections: usize,
     pub pool_size: usize,
     pub max_replay_body: usize,
+}
+
+/// Where access log lines go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LogDestination {
+    Stdout,
+    File(PathBuf),
 }
 
 /// What the command line asked for.
@@ -124,14 +155,27 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 }
 
 /// Splits `host:port` (or `[v6]:port`) and resolves it once.
-fn resolve_backend(spec: &str) -> Result<SocketAddr, ConfigError> {
-    let bad = || ConfigError(format!("backend '{spec}' is not host:port"));
+pub fn resolve_backend(spec: &str) -> Result<SocketAddr, String> {
+    resolve(spec, false).map_err(|e| format!("backend {e}"))
+}
+
+/// Reads and parses a targets file (see [`parse_targets_file`]).
+pub fn read_targets_file(path: &Path) -> Result<Vec<Target>, String> {
+    let text = std::fs::read_to_string(path)
+        .map_err(|e| format!("cannot read targets file {}: {e}", path.display()))?;
+    parse_targets_file(&text, resolve_backend)
+        .map_err(|e| format!("targets file {}: {e}", path.display()))
+}
+
+/// Resolves `host:port`; port 0 only when `any_port`.
+fn resolve(spec: &str, any_port: bool) -> Result<SocketAddr, String> {
+    let bad = || format!("'{spec}' is not host:port");
     let (host, port) = spec.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || port.is_empty() {
         return Err(bad());
     }
     let port: u16 = port.parse().map_err(|_| bad())?;
-    if port == 0 {
+    if port == 0 && !any_port {
         return Err(bad());
     }
     let host = host.trim_start_matches('[').trim_end_matches(']');
@@ -141,8 +185,8 @@ fn resolve_backend(spec: &str) -> Result<SocketAddr, ConfigError> {
     match (host, port).to_socket_addrs() {
         Ok(mut addrs) => addrs
             .next()
-            .ok_or_else(|| ConfigError(format!("backend '{spec}': no address for '{host}'"))),
-        Err(e) => err(format!("backend '{spec}': cannot resolve '{host}': {e}")),
+            .ok_or_else(|| format!("'{spec}': no address for '{host}'")),
+        Err(e) => Err(format!("'{spec}': cannot resolve '{host}': {e}")),
     }
 }
 
@@ -195,6 +239,12 @@ where
     let mut max_connections = DEFAULT_MAX_CONNECTIONS;
     let mut pool_size = DEFAULT_POOL_SIZE;
     let mut max_replay_body = DEFAULT_MAX_REPLAY_BODY;
+    let mut targets_file = None;
+    let mut max_targets = DEFAULT_MAX_TARGETS;
+    let mut admin = None;
+    let mut drain_timeout = Duration::from_secs(30);
+    let mut access_log = None;
+    let mut log_level = Level::Info;
 
     loop {
         let arg = match parser.next() {
@@ -269,6 +319,38 @@ where
             Long("max-replay-body") => {
                 max_replay_body = value_num(&mut parser, "--max-replay-body")?
             }
+            Long("targets-file") => {
+                targets_file = Some(PathBuf::from(value_str(&mut parser, "--targets-file")?))
+            }
+            Long("max-targets") => {
+                max_targets = value_num(&mut parser, "--max-targets")?;
+                if max_targets == 0 {
+                    return err("--max-targets must be at least 1");
+                }
+            }
+            Long("admin") => {
+                let v = value_str(&mut parser, "--admin")?;
+                admin = Some(resolve(&v, true).map_err(|e| ConfigError(format!("--admin: {e}")))?);
+            }
+            Long("drain-timeout") => {
+                drain_timeout = value_duration(&mut parser, "--drain-timeout")?
+            }
+            Long("access-log") => {
+                let v = value_str(&mut parser, "--access-log")?;
+                access_log = Some(match v.as_str() {
+                    "-" => LogDestination::Stdout,
+                    "" => return err("--access-log needs a path or -"),
+                    path => LogDestination::File(PathBuf::from(path)),
+                });
+            }
+            Long("log-level") => {
+                let v = value_str(&mut parser, "--log-level")?;
+                log_level = Level::parse(&v).ok_or_else(|| {
+                    ConfigError(format!(
+                        "--log-level: '{v}' is not error, warn, info or debug"
+                    ))
+                })?;
+            }
             Short('h') | Long("help") => return Ok(Command::Help),
             Short('V') | Long("version") => return Ok(Command::Version),
             Value(v) => return err(format!("unexpected argument '{}'", v.to_string_lossy())),
@@ -279,20 +361,39 @@ where
     let Some(port) = port else {
         return err("missing --port");
     };
-    if backend_names.is_empty() {
-        return err("no backend: give at least one -b host:port");
-    }
     let backends = backend_names
-        .iter()
-        .map(|b| resolve_backend(b))
-        .collect::<Result<Vec<_>, _>>()?;
+        .into_iter()
+        .map(|name| {
+            let addr = resolve_backend(&name).map_err(ConfigError)?;
+            Ok(Target { name, addr })
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    let file_targets = match &targets_file {
+        Some(path) => read_targets_file(path).map_err(ConfigError)?,
+        None => Vec::new(),
+    };
+    if backends.is_empty() && file_targets.is_empty() {
+        return err("no backend: give at least one -b host:port (or a --targets-file)");
+    }
+    if backends.len() + file_targets.len() > max_targets {
+        return err(format!(
+            "{} targets are more than --max-targets {max_targets}",
+            backends.len() + file_targets.len()
+        ));
+    }
     let health_timeout = health_timeout
         .unwrap_or(DEFAULT_HEALTH_TIMEOUT)
         .min(health_interval);
     Ok(Command::Run(Box::new(Config {
         listen: SocketAddr::new(bind, port),
-        backend_names,
         backends,
+        targets_file,
+        file_targets,
+        max_targets,
+        admin,
+        drain_timeout,
+        access_log,
+        log_level,
         workers,
         health_interval,
         health_path,
@@ -387,7 +488,7 @@ mod tests {
             "9",
         ]);
         assert_eq!(c.listen, "127.0.0.1:8080".parse().unwrap());
-        assert_eq!(c.backends[0].port(), 9000);
+        assert_eq!(c.backends[0].addr.port(), 9000);
         assert_eq!(c.workers, Some(3));
         assert_eq!(c.health_interval, Duration::from_millis(250));
         assert_eq!(c.health_timeout, Duration::from_millis(250));

@@ -7,10 +7,13 @@
 //! - [`runtime`]: one thread per core, each pinned with `core_affinity` and
 //!   running its own monoio runtime (io_uring, or epoll where io_uring is
 //!   refused), each accepting on its own `SO_REUSEPORT` listener.
+//! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
 //! - [`worker`]: what a worker owns (round-robin cursor, connection pool,
 //!   spare buffers) and what all workers share (config, health bitmap).
 //! - [`proxy`]: one client connection: read a head, take its body, forward
 //!   it with retries, relay the response; keep-alive and pipelining.
+//! - [`targets`]: the set of targets in numbered slots, which a reload of
+//!   `--targets-file` changes while the workers run.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap.
 //! - [`balance`]: the shared atomic health bitmap and the round-robin pick
@@ -34,6 +37,8 @@ pub mod http;
 pub mod log;
 pub mod proxy;
 pub mod runtime;
+pub mod signals;
 pub mod stream;
+pub mod targets;
 pub mod upstream;
 pub mod worker;

@@ -1,24 +1,93 @@
-//! Log lines on stderr, each stamped with the UTC time. Only cold paths log:
-//! start-up, health changes, accept errors.
+//! Log lines on stderr, each stamped with the UTC time and a level. Only
+//! cold paths log: start-up, health changes, reloads, shutdown, accept
+//! errors. `--log-level` sets the least severe level written.
 
+use std::sync::atomic::{AtomicU8, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Logs one line: `2026-11-27T03:40:12.123Z load-balancer: <message>`.
+/// How severe a log line is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Level {
+    Error = 1,
+    Warn = 2,
+    Info = 3,
+    Debug = 4,
+}
+
+impl Level {
+    pub fn parse(s: &str) -> Option<Level> {
+        match s {
+            "error" => Some(Level::Error),
+            "warn" => Some(Level::Warn),
+            "info" => Some(Level::Info),
+            "debug" => Some(Level::Debug),
+            _ => None,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Level::Error => "ERROR",
+            Level::Warn => "WARN",
+            Level::Info => "INFO",
+            Level::Debug => "DEBUG",
+        }
+    }
+}
+
+static MAX_LEVEL: AtomicU8 = AtomicU8::new(Level::Info as u8);
+
+/// Sets the least severe level that is written.
+pub fn set_level(level: Level) {
+    MAX_LEVEL.store(level as u8, Ordering::Relaxed);
+}
+
+/// Whether lines of this level are written.
+pub fn enabled(level: Level) -> bool {
+    level as u8 <= MAX_LEVEL.load(Ordering::Relaxed)
+}
+
+/// Logs one line: `2026-11-27T03:40:12.123Z INFO load-balancer: <message>`.
+/// The level is one of `error`, `warn`, `info`, `debug`.
 #[macro_export]
 macro_rules! log {
-    ($($arg:tt)*) => {
-        $crate::log::write_line(format_args!($($arg)*))
+    ($level:ident, $($arg:tt)*) => {
+        $crate::log::write_line($crate::log::level!($level), format_args!($($arg)*))
     };
 }
 
 #[doc(hidden)]
-pub fn write_line(args: std::fmt::Arguments<'_>) {
+#[macro_export]
+macro_rules! __log_level {
+    (error) => {
+        $crate::log::Level::Error
+    };
+    (warn) => {
+        $crate::log::Level::Warn
+    };
+    (info) => {
+        $crate::log::Level::Info
+    };
+    (debug) => {
+        $crate::log::Level::Debug
+    };
+}
+
+#[doc(hidden)]
+pub use __log_level as level;
+
+#[doc(hidden)]
+pub fn write_line(level: Level, args: std::fmt::Arguments<'_>) {
+    if !enabled(level) {
+        return;
+    }
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default();
     eprintln!(
-        "{} load-balancer: {args}",
-        utc_timestamp(now.as_millis() as u64)
+        "{} {} load-balancer: {args}",
+        utc_timestamp(now.as_millis() as u64),
+        level.name()
     );
 }
 
@@ -58,5 +127,12 @@ mod tests {
         assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(utc_timestamp(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(utc_timestamp(1_795_750_812_000), "2026-11-27T03:40:12.000Z");
+    }
+
+    #[test]
+    fn levels_order_from_most_to_least_severe() {
+        assert!(Level::Error < Level::Warn && Level::Warn < Level::Info);
+        assert_eq!(Level::parse("debug"), Some(Level::Debug));
+        assert_eq!(Level::parse("loud"), None);
     }
 }

@@ -5,15 +5,15 @@
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use monoio::net::{ListenerOpts, TcpListener};
 use monoio::time::TimeDriver;
 use monoio::{FusionDriver, FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 
-use crate::balance::HealthBitmap;
 use crate::config::Config;
 use crate::proxy;
+use crate::signals;
 use crate::upstream::prober;
 use crate::worker::{Shared, Worker};
 
@@ -32,6 +32,9 @@ const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// How long a port found in use is tried again before start-up gives up.
 const PORT_RETRY: Duration = Duration::from_secs(1);
+
+/// How often a draining worker looks whether its connections are done.
+const DRAIN_POLL: Duration = Duration::from_millis(10);
 
 /// How long start-up waits for workers to bind and for the first round.
 const START_DEADLINE: Duration = Duration::from_secs(60);
@@ -86,11 +89,12 @@ pub struct Running {
 }
 
 impl Running {
-    /// Blocks while the workers run (that is, for good).
+    /// Blocks while the workers run: until a shutdown has drained them.
     pub fn wait(self) {
         for t in self.threads {
             let _ = t.join();
         }
+        log!(info, "shutdown: done");
     }
 }
 
@@ -100,10 +104,12 @@ pub fn start(config: Config) -> Result<Running, String> {
     let listen = claim_port(config.listen)?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let workers = config.workers.unwrap_or(cores.len()).max(1);
-    let shared: &'static Shared = Box::leak(Box::new(Shared {
-        health: HealthBitmap::new(config.backends.len()),
-        config,
-    }));
+    crate::log::set_level(config.log_level);
+    let shared: &'static Shared = Box::leak(Box::new(Shared::new(config)));
+    // Before any other thread starts, so that they all inherit the mask.
+    signals::block();
+    signals::spawn_listener(&shared.events)
+        .map_err(|e| format!("cannot start the signal thread: {e}"))?;
 
     let (tx, rx) = mpsc::channel();
     let go = Arc::new(Barrier::new(workers + 1));
@@ -133,7 +139,7 @@ pub fn start(config: Config) -> Result<Running, String> {
             Err(_) => return Err("workers did not start in time".into()),
         }
     }
-    log!("{}", startup_line(listen, workers, legacy, shared));
+    log!(info, "{}", startup_line(listen, workers, legacy, shared));
     go.wait();
     Ok(Running { listen, threads })
 }
@@ -144,24 +150,24 @@ fn startup_line(listen: SocketAddr, workers: usize, legacy: usize, shared: &Shar
         n if n == workers => "epoll".to_string(),
         n => format!("io_uring on {}, epoll on {n}", workers - n),
     };
-    let targets: Vec<String> = shared
-        .config
-        .backend_names
+    let (_, slots) = shared.targets.snapshot();
+    let targets: Vec<String> = slots
         .iter()
         .enumerate()
-        .map(|(i, name)| {
-            let state = if shared.health.is_healthy(i) {
+        .filter_map(|(i, slot)| slot.as_ref().map(|s| (i, s)))
+        .map(|(i, slot)| {
+            let state = if shared.health().is_healthy(i) {
                 "healthy"
             } else {
                 "degraded"
             };
-            format!("{name} {state}")
+            format!("{} {state}", slot.target.name)
         })
         .collect();
     format!(
         "listening on {listen} with {workers} workers ({driver}); {} targets ({} healthy): {}",
         targets.len(),
-        shared.health.healthy_count(),
+        shared.health().healthy_count(),
         targets.join(", ")
     )
 }
@@ -232,14 +238,42 @@ fn worker_main(
         go.wait();
         let worker = Rc::new(Worker::new(id, workers, shared));
         monoio::spawn(worker.clone().housekeeping());
-        accept_loop(listener, worker).await;
+        monoio::spawn(watch_shutdown(worker.clone()));
+        accept_loop(&listener, &worker).await;
+        drop(listener);
+        drain(&worker).await;
     });
 }
 
-async fn accept_loop(listener: TcpListener, worker: Rc<Worker>) {
+/// Waits for a shutdown, then starts draining this worker.
+async fn watch_shutdown(worker: Rc<Worker>) {
+    worker.shared.events.shutdown.after(0).await;
+    worker.begin_drain();
+}
+
+/// Lets this worker's client connections finish what they are doing, for at
+/// most `--drain-timeout`; whatever is left is closed when the runtime ends.
+async fn drain(worker: &Worker) {
+    let deadline = Instant::now() + worker.config().drain_timeout;
+    while worker.open_connections() > 0 && Instant::now() < deadline {
+        monoio::time::sleep(DRAIN_POLL).await;
+    }
+    if worker.open_connections() > 0 {
+        log!(
+            warn,
+            "worker {}: drain timeout, closing {} connections",
+            worker.id,
+            worker.open_connections()
+        );
+    }
+}
+
+/// Accepts until the worker drains. The accept is cancelled, never dropped
+/// mid-flight (a dropped accept can leak its socket: see the monoio notes).
+async fn accept_loop(listener: &TcpListener, worker: &Rc<Worker>) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
-    loop {
-        match listener.accept().await {
+    while !worker.draining() {
+        match listener.cancelable_accept(worker.accept_handle()).await {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let _ = stream.set_nodelay(true);
@@ -248,9 +282,14 @@ async fn accept_loop(listener: TcpListener, worker: Rc<Worker>) {
                     None => monoio::spawn(proxy::refuse(stream)),
                 };
             }
+            Err(_) if worker.draining() => return,
             Err(e) => {
                 if backoff == ACCEPT_BACKOFF_MIN {
-                    log!("worker {}: accept failed: {e}; backing off", worker.id);
+                    log!(
+                        error,
+                        "worker {}: accept failed: {e}; backing off",
+                        worker.id
+                    );
                 }
                 monoio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(ACCEPT_BACKOFF_MAX);

@@ -11,6 +11,8 @@ use monoio::io::{CancelHandle, Canceller};
 use crate::balance::{HealthBitmap, RoundRobin};
 use crate::buffers::BufferPool;
 use crate::config::Config;
+use crate::signals::Events;
+use crate::targets::{Slot, Targets};
 use crate::upstream::Pool;
 
 /// Size of a buffer for reading a response (head and body chunks).
@@ -30,20 +32,37 @@ const SPARE_CLIENT_BUFFERS: usize = 64;
 /// State shared by all workers for the life of the process.
 pub struct Shared {
     pub config: Config,
-    pub health: HealthBitmap,
+    /// The targets and their health bitmap.
+    pub targets: Targets,
+    /// Shutdown and reload, raised by signals or the admin endpoint.
+    pub events: Events,
 }
 
 impl Shared {
-    /// Marks a target degraded after a failure seen on live traffic, and
-    /// logs the change (only the worker that flips the bit logs it).
-    pub fn degrade(&self, target: usize, why: &str) {
-        if self.health.mark_degraded(target) {
-            log!(
-                "health: {} healthy -> degraded ({why})",
-                self.config.backend_names[target]
-            );
+    pub fn new(config: Config) -> Shared {
+        let targets = Targets::new(
+            config.backends.clone(),
+            config.file_targets.clone(),
+            config.max_targets,
+        );
+        Shared {
+            config,
+            targets,
+            events: Events::default(),
         }
     }
+
+    /// The health bitmap.
+    #[inline]
+    pub fn health(&self) -> &HealthBitmap {
+        &self.targets.health
+    }
+}
+
+/// A worker's copy of the target table, refreshed when the set changes.
+struct View {
+    generation: u64,
+    slots: Vec<Option<Slot>>,
 }
 
 /// How often a worker closes expired pooled connections and moves its
@@ -65,6 +84,12 @@ pub struct Worker {
     /// A clock read once per `HOUSEKEEPING` tick: good enough to age idle
     /// connections, and free to read on every request.
     coarse_now: Cell<Instant>,
+    /// This worker's copy of the target table.
+    view: RefCell<View>,
+    /// Set once a shutdown began: no new connections, no more keep-alive.
+    draining: Cell<bool>,
+    /// Cancels the accept in flight when the worker starts draining.
+    accepting: RefCell<Canceller>,
     /// Housekeeping ticks so far.
     ticks: Cell<u64>,
     /// Cancellers of parked connections' reads, by the tick at which their
@@ -83,7 +108,7 @@ impl Worker {
             // first requests of each core do not all go to target 0.
             rr: RoundRobin::new(id),
             pool: RefCell::new(Pool::new(
-                shared.health.len(),
+                shared.targets.capacity(),
                 config.pool_size,
                 config.idle_timeout,
             )),
@@ -92,6 +117,12 @@ impl Worker {
             open: Cell::new(0),
             max_open: config.max_connections.div_ceil(workers.max(1)),
             coarse_now: Cell::new(Instant::now()),
+            view: RefCell::new({
+                let (generation, slots) = shared.targets.snapshot();
+                View { generation, slots }
+            }),
+            draining: Cell::new(false),
+            accepting: RefCell::new(Canceller::new()),
             ticks: Cell::new(0),
             expiries: RefCell::new(BTreeMap::new()),
         }
@@ -113,6 +144,36 @@ impl Worker {
     /// to one `HOUSEKEEPING` tick late, and free of a clock read.
     pub fn soon(&self, after: Duration) -> Instant {
         self.coarse_now.get() + after + HOUSEKEEPING
+    }
+
+    /// Whether a shutdown began: connections close after their current
+    /// request instead of waiting for another.
+    #[inline]
+    pub fn draining(&self) -> bool {
+        self.draining.get()
+    }
+
+    /// Client connections open on this worker.
+    pub fn open_connections(&self) -> usize {
+        self.open.get()
+    }
+
+    /// A handle for the accept in flight.
+    pub fn accept_handle(&self) -> CancelHandle {
+        self.accepting.borrow().handle()
+    }
+
+    /// Starts a shutdown on this worker: the accept is cancelled, parked
+    /// (idle) client connections are closed now, and the others close after
+    /// the request they are busy with (or, idle for less than the parking
+    /// delay, when they would have been parked).
+    pub fn begin_drain(&self) {
+        self.draining.set(true);
+        let _ = std::mem::take(&mut *self.accepting.borrow_mut()).cancel();
+        let parked = std::mem::take(&mut *self.expiries.borrow_mut());
+        for canceller in parked.into_values() {
+            canceller.cancel();
+        }
     }
 
     /// Counts a new client connection in; `None` when this worker is at its
@@ -149,6 +210,54 @@ impl Worker {
 
     pub fn config(&self) -> &'static Config {
         &self.shared.config
+    }
+
+    /// Brings this worker's copy of the target table up to date when a
+    /// reload changed the set (one atomic load when it did not). Pooled
+    /// connections of targets that left, or whose slot changed hands, are
+    /// closed.
+    #[inline]
+    pub fn refresh_targets(&self) {
+        if self.shared.targets.generation() != self.view.borrow().generation {
+            self.reload_view();
+        }
+    }
+
+    #[cold]
+    fn reload_view(&self) {
+        let (generation, slots) = self.shared.targets.snapshot();
+        let mut view = self.view.borrow_mut();
+        let mut pool = self.pool.borrow_mut();
+        for (i, (old, new)) in view.slots.iter().zip(&slots).enumerate() {
+            if old.as_ref().map(|s| s.gen) != new.as_ref().map(|s| s.gen) {
+                pool.clear(i);
+            }
+        }
+        *view = View { generation, slots };
+    }
+
+    /// The target in `slot`, as this worker last saw the set.
+    pub fn target(&self, slot: usize) -> Option<Slot> {
+        self.view.borrow().slots[slot].clone()
+    }
+
+    /// The generation of the target in `slot`, as this worker last saw it.
+    pub fn slot_gen(&self, slot: usize) -> u64 {
+        self.view.borrow().slots[slot].as_ref().map_or(0, |s| s.gen)
+    }
+
+    /// Marks a target degraded after a failure seen on live traffic, and
+    /// logs the change (only the worker that flips the bit logs it).
+    pub fn degrade(&self, slot: usize, why: &str) {
+        if self.shared.targets.mark_degraded(slot) {
+            if let Some(s) = self.target(slot) {
+                log!(
+                    warn,
+                    "health: {} healthy -> degraded ({why})",
+                    s.target.name
+                );
+            }
+        }
     }
 }
 

@@ -77,10 +77,11 @@ impl Exchange<'_> {
     async fn run(&mut self, conn: &mut ClientConn<'_>) -> Next {
         let shared = self.worker.shared;
         let attempts = 1 + shared.config.retries;
+        self.worker.refresh_targets();
         conn.tried.clear();
         let mut last_error = Error::NoHealthyTarget;
         while conn.tried.len() < attempts {
-            let Some(target) = self.worker.rr.pick(&shared.health, &conn.tried) else {
+            let Some(target) = self.worker.rr.pick(shared.health(), &conn.tried) else {
                 break;
             };
             conn.tried.push(target as u32);
@@ -101,8 +102,11 @@ impl Exchange<'_> {
     /// when asked, when the error says so, or when part of the request body
     /// is still unread on the socket (it would be taken for the next request).
     async fn answer(&self, conn: &mut ClientConn<'_>, e: Error, close: bool) -> Next {
-        let keep_alive =
-            self.req.keep_alive && !close && !self.body.unread() && !e.closes_connection();
+        let keep_alive = self.req.keep_alive
+            && !close
+            && !self.body.unread()
+            && !e.closes_connection()
+            && !self.worker.draining();
         let until = self.worker.soon(self.worker.config().idle_timeout);
         match conn.send(e.response(keep_alive), until).await {
             Ok(()) if keep_alive => Next::KeepAlive,
@@ -117,7 +121,8 @@ impl Exchange<'_> {
         // A body that is streamed can be sent only once: check the pooled
         // connection is open before trusting it with the request.
         let check = matches!(self.body, RequestBody::Streamed { .. });
-        let pooled = self.worker.pool.borrow_mut().take(target, now, check);
+        let gen = self.worker.slot_gen(target);
+        let pooled = self.worker.pool.borrow_mut().take(target, gen, now, check);
         let mut reused = pooled.is_some();
         let mut stream = match pooled {
             Some(stream) => stream,
@@ -157,9 +162,9 @@ impl Exchange<'_> {
         };
 
         if head.status == 500 {
-            shared.degrade(target, "answered 500");
+            self.worker.degrade(target, "answered 500");
             let more = conn.tried.len() < 1 + config.retries
-                && self.worker.rr.has_candidate(&shared.health, &conn.tried);
+                && self.worker.rr.has_candidate(shared.health(), &conn.tried);
             if more && self.replayable() {
                 // Close this connection rather than drain it; keep the 500
                 // if it is whole, in case it has to be the answer after all.
@@ -189,7 +194,8 @@ impl Exchange<'_> {
         .await;
         if relayed.outcome == Relayed::Reusable {
             let now = self.worker.coarse_now();
-            self.worker.pool.borrow_mut().put(target, stream, now);
+            let gen = self.worker.slot_gen(target);
+            self.worker.pool.borrow_mut().put(target, gen, stream, now);
         }
         Attempt::Finished(relayed.next)
     }
@@ -222,19 +228,18 @@ impl Exchange<'_> {
     ) -> Result<TcpStream, Attempt> {
         let shared = self.worker.shared;
         let until = self.worker.soon(shared.config.connect_timeout);
-        match conn
-            .timer
-            .run(until, connect(shared.config.backends[target]))
-            .await
-        {
+        let Some(slot) = self.worker.target(target) else {
+            return Err(Attempt::Retry(Error::TargetUnreachable));
+        };
+        match conn.timer.run(until, connect(slot.target.addr)).await {
             Ok(stream) => Ok(stream),
             Err(IoFail::Refused) => {
-                shared.degrade(target, "connection refused");
+                self.worker.degrade(target, "connection refused");
                 self.worker.pool.borrow_mut().clear(target);
                 Err(Attempt::Retry(Error::TargetUnreachable))
             }
             Err(IoFail::TimedOut) => {
-                shared.degrade(target, "connect timed out");
+                self.worker.degrade(target, "connect timed out");
                 Err(Attempt::Retry(Error::TargetTimeout))
             }
             Err(_) => Err(Attempt::Retry(Error::TargetUnreachable)),

@@ -109,6 +109,8 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
         let req = match conn.read_head(&worker).await {
             Ok(Head::Request(req)) => req,
             Ok(Head::Closed) => return,
+            // A draining worker closes idle connections instead.
+            Ok(Head::Park) if worker.draining() => return,
             Ok(Head::Park) => {
                 worker.client_buffers.give(conn.buf);
                 monoio::spawn(park::parked(admitted, conn.stream, peer));

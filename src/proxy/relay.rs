@@ -40,7 +40,8 @@ pub async fn relay(
     worker: &Worker,
 ) -> Outcome {
     let config = worker.config();
-    let keep_alive = req.keep_alive && head.framing != Framing::UntilClose && !body_unread;
+    let keep_alive =
+        req.keep_alive && head.framing != Framing::UntilClose && !body_unread && !worker.draining();
     let reusable = head.reusable && !body_unread;
     let spent = |next| Outcome {
         outcome: Relayed::Spent,

@@ -11,10 +11,12 @@ use crate::stream::is_idle_and_open;
 /// How long after going idle a connection is trusted without a peek.
 pub const FRESH: Duration = Duration::from_secs(1);
 
-/// An idle connection and when it went idle.
+/// An idle connection, when it went idle, and the generation of the target
+/// in its slot then (a slot that changed hands does not give it out).
 struct Idle {
     stream: TcpStream,
     since: Instant,
+    gen: u64,
 }
 
 /// Idle connections per target, owned by one worker (no locks: nothing
@@ -46,10 +48,19 @@ impl Pool {
     /// answering on it, and if it did, a request that can be sent again is
     /// (on a fresh connection, the target having seen nothing). A request
     /// that cannot be sent twice asks for the check.
-    pub fn take(&mut self, target: usize, now: Instant, check: bool) -> Option<TcpStream> {
+    pub fn take(
+        &mut self,
+        target: usize,
+        gen: u64,
+        now: Instant,
+        check: bool,
+    ) -> Option<TcpStream> {
         let idle = &mut self.idle[target];
         while let Some(conn) = idle.pop() {
             let age = now.saturating_duration_since(conn.since);
+            if conn.gen != gen {
+                continue;
+            }
             if age >= self.max_idle {
                 // Everything below it is older still.
                 idle.clear();
@@ -64,7 +75,7 @@ impl Pool {
 
     /// Returns a connection after a complete exchange. When the pool for
     /// that target is full, the oldest connection is closed instead.
-    pub fn put(&mut self, target: usize, stream: TcpStream, now: Instant) {
+    pub fn put(&mut self, target: usize, gen: u64, stream: TcpStream, now: Instant) {
         if self.per_target == 0 {
             return;
         }
@@ -72,7 +83,11 @@ impl Pool {
         if idle.len() >= self.per_target {
             idle.remove(0);
         }
-        idle.push(Idle { stream, since: now });
+        idle.push(Idle {
+            stream,
+            since: now,
+            gen,
+        });
     }
 
     /// Closes every idle connection to `target` (it failed: its other

@@ -92,32 +92,41 @@ pub async fn check(addr: SocketAddr, host: &str, path: &str, limit: Duration) ->
 /// Checks every target once, concurrently, and updates the bitmap, logging
 /// each change. The first round (`first`) logs only the targets found
 /// degraded, with why: all start degraded, and the start-up line lists them.
+/// A target that left the set (or whose slot changed hands) while its check
+/// ran is left alone.
 pub async fn run_round(shared: &'static Shared, first: bool) {
     let config = &shared.config;
-    let checks: Vec<_> = config
-        .backends
-        .iter()
-        .zip(&config.backend_names)
-        .map(|(&addr, name)| {
-            monoio::spawn(check(
-                addr,
-                name,
-                &config.health_path,
-                config.health_timeout,
-            ))
+    let targets = &shared.targets;
+    let (_, slots) = targets.snapshot();
+    let checks: Vec<_> = slots
+        .into_iter()
+        .enumerate()
+        .filter_map(|(i, slot)| slot.map(|s| (i, s)))
+        .map(|(i, slot)| {
+            let check = monoio::spawn({
+                let slot = slot.clone();
+                async move {
+                    let t = &slot.target;
+                    check(t.addr, &t.name, &config.health_path, config.health_timeout).await
+                }
+            });
+            (i, slot, check)
         })
         .collect();
-    for (target, handle) in checks.into_iter().enumerate() {
+    for (i, slot, handle) in checks {
         let result = handle.await;
-        let name = &config.backend_names[target];
+        if !targets.holds(i, slot.gen) {
+            continue;
+        }
+        let name = &slot.target.name;
         if result.is_healthy() {
-            if shared.health.mark_healthy(target) && !first {
-                log!("health: {name} degraded -> healthy ({result})");
+            if targets.mark_healthy(i) && !first {
+                log!(info, "health: {name} degraded -> healthy ({result})");
             }
         } else if first {
-            log!("health: {name} is degraded at start ({result})");
-        } else if shared.health.mark_degraded(target) {
-            log!("health: {name} healthy -> degraded ({result})");
+            log!(warn, "health: {name} is degraded at start ({result})");
+        } else if targets.mark_degraded(i) {
+            log!(warn, "health: {name} healthy -> degraded ({result})");
         }
     }
 }

@@ -1,0 +1,348 @@
+//! The set of targets, which a reload can change while the workers run.
+//!
+//! Targets live in numbered slots; a slot's number is its bit in the health
+//! bitmap and its index in every per-worker table (pools, counters). A slot
+//! keeps its target, health and pooled connections for as long as the
+//! target stays in the set; a removed target's slot is emptied (its requests
+//! in flight finish on their own) and may later be given to a new target,
+//! under a new slot generation so that nothing of the old one is mistaken
+//! for the new one. Workers keep a copy of the table and refresh it when the
+//! set's generation changes: one atomic load per request.
+
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use crate::balance::HealthBitmap;
+
+/// A target server.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    /// As the operator wrote it (`host:port`), for logs and metrics.
+    pub name: String,
+    /// Resolved when it joined the set.
+    pub addr: SocketAddr,
+}
+
+/// A target in its slot.
+#[derive(Debug, Clone)]
+pub struct Slot {
+    pub target: Arc<Target>,
+    /// Changes whenever the slot is given to another target.
+    pub gen: u64,
+    /// Came from `--targets-file` (a reload may remove it), not from `-b`.
+    pub from_file: bool,
+}
+
+/// What a reload changed.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Change {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub kept: usize,
+}
+
+/// The shared set of targets and their health.
+pub struct Targets {
+    table: Mutex<Table>,
+    /// Bumped after every change of the table.
+    generation: AtomicU64,
+    /// One bit per slot: set when the slot's target is healthy.
+    pub health: HealthBitmap,
+    /// Health changes per slot, for the metrics.
+    transitions: Box<[AtomicU64]>,
+}
+
+struct Table {
+    slots: Vec<Option<Slot>>,
+    next_gen: u64,
+}
+
+impl Targets {
+    /// A set of `capacity` slots holding the `-b` targets and then the
+    /// file's, all degraded until checked.
+    pub fn new(fixed: Vec<Target>, from_file: Vec<Target>, capacity: usize) -> Targets {
+        let capacity = capacity.max(fixed.len() + from_file.len());
+        let mut table = Table {
+            slots: vec![None; capacity],
+            next_gen: 1,
+        };
+        let all = fixed
+            .into_iter()
+            .map(|t| (t, false))
+            .chain(from_file.into_iter().map(|t| (t, true)));
+        for (i, (target, from_file)) in all.enumerate() {
+            table.slots[i] = Some(table.slot(target, from_file));
+        }
+        Targets {
+            table: Mutex::new(table),
+            generation: AtomicU64::new(1),
+            health: HealthBitmap::new(capacity),
+            transitions: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Table> {
+        self.table.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Number of slots.
+    pub fn capacity(&self) -> usize {
+        self.health.len()
+    }
+
+    /// The set's generation: it changes with every change of the table.
+    #[inline]
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// A copy of the table and the generation it is at.
+    pub fn snapshot(&self) -> (u64, Vec<Option<Slot>>) {
+        let table = self.lock();
+        (self.generation(), table.slots.clone())
+    }
+
+    /// Whether `slot` still holds the target of generation `gen`.
+    pub fn holds(&self, slot: usize, gen: u64) -> bool {
+        matches!(&self.lock().slots[slot], Some(s) if s.gen == gen)
+    }
+
+    /// Marks a slot healthy; true when that is a change.
+    pub fn mark_healthy(&self, slot: usize) -> bool {
+        let changed = self.health.mark_healthy(slot);
+        if changed {
+            self.transitions[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        changed
+    }
+
+    /// Marks a slot degraded; true when that is a change.
+    pub fn mark_degraded(&self, slot: usize) -> bool {
+        let changed = self.health.mark_degraded(slot);
+        if changed {
+            self.transitions[slot].fetch_add(1, Ordering::Relaxed);
+        }
+        changed
+    }
+
+    /// Health changes of a slot's target so far.
+    pub fn transitions(&self, slot: usize) -> u64 {
+        self.transitions[slot].load(Ordering::Relaxed)
+    }
+
+    /// Makes the file's targets `wanted`: targets already there keep their
+    /// slot (and so their health and pooled connections), the others leave,
+    /// new ones take free slots, degraded until their first health check.
+    /// `-b` targets are never touched. Refused whole when there are not
+    /// enough free slots.
+    pub fn replace_file_targets(&self, wanted: Vec<Target>) -> Result<Change, String> {
+        let mut table = self.lock();
+        let mut change = Change::default();
+        let keep = |slot: &Slot| !slot.from_file || wanted.contains(&slot.target);
+        let leaving: Vec<usize> = (0..table.slots.len())
+            .filter(|&i| matches!(&table.slots[i], Some(s) if !keep(s)))
+            .collect();
+        let new: Vec<Target> = wanted
+            .iter()
+            .filter(|t| {
+                !table
+                    .slots
+                    .iter()
+                    .flatten()
+                    .any(|s| s.from_file && *s.target == **t)
+            })
+            .cloned()
+            .collect();
+        let free = table.slots.iter().filter(|s| s.is_none()).count() + leaving.len();
+        if new.len() > free {
+            return Err(format!(
+                "{} targets would not fit in {} slots (raise --max-targets)",
+                table.slots.iter().flatten().count() - leaving.len() + new.len(),
+                table.slots.len()
+            ));
+        }
+        for i in leaving {
+            if let Some(slot) = table.slots[i].take() {
+                change.removed.push(slot.target.name.clone());
+            }
+            self.health.mark_degraded(i);
+        }
+        for target in new {
+            let i = table
+                .slots
+                .iter()
+                .position(Option::is_none)
+                .expect("counted above");
+            change.added.push(target.name.clone());
+            table.slots[i] = Some(table.slot(target, true));
+        }
+        change.kept = table.slots.iter().flatten().count() - change.added.len();
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(change)
+    }
+}
+
+impl Table {
+    fn slot(&mut self, target: Target, from_file: bool) -> Slot {
+        let gen = self.next_gen;
+        self.next_gen += 1;
+        Slot {
+            target: Arc::new(target),
+            gen,
+            from_file,
+        }
+    }
+}
+
+/// Parses a targets file: one `host:port` per line; blank lines and `#`
+/// comments (whole lines or after an entry) are ignored. Names are
+/// resolved here. The first bad line refuses the whole file.
+pub fn parse_targets_file(
+    text: &str,
+    resolve: impl Fn(&str) -> Result<SocketAddr, String>,
+) -> Result<Vec<Target>, String> {
+    let mut targets = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        let entry = line.split('#').next().unwrap_or("").trim();
+        if entry.is_empty() {
+            continue;
+        }
+        if entry.split_whitespace().count() > 1 {
+            return Err(format!("line {}: '{entry}' is more than one target", n + 1));
+        }
+        let addr = resolve(entry).map_err(|e| format!("line {}: {e}", n + 1))?;
+        let target = Target {
+            name: entry.to_string(),
+            addr,
+        };
+        if targets.contains(&target) {
+            return Err(format!("line {}: '{entry}' is listed twice", n + 1));
+        }
+        targets.push(target);
+    }
+    Ok(targets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn target(port: u16) -> Target {
+        Target {
+            name: format!("127.0.0.1:{port}"),
+            addr: SocketAddr::from(([127, 0, 0, 1], port)),
+        }
+    }
+
+    fn resolve(s: &str) -> Result<SocketAddr, String> {
+        s.parse().map_err(|_| format!("'{s}' is not host:port"))
+    }
+
+    fn names(targets: &Targets) -> Vec<Option<String>> {
+        targets
+            .snapshot()
+            .1
+            .into_iter()
+            .map(|s| s.map(|s| s.target.name.clone()))
+            .collect()
+    }
+
+    #[test]
+    fn parses_lines_and_comments() {
+        let text = "# targets\n127.0.0.1:1\n\n  127.0.0.1:2   # the second\n";
+        assert_eq!(
+            parse_targets_file(text, resolve).unwrap(),
+            vec![target(1), target(2)]
+        );
+        assert_eq!(parse_targets_file("", resolve).unwrap(), vec![]);
+    }
+
+    #[test]
+    fn refuses_a_file_with_one_bad_line() {
+        let err = parse_targets_file("127.0.0.1:1\nnope\n", resolve).unwrap_err();
+        assert!(err.starts_with("line 2:"), "{err}");
+        let err = parse_targets_file("127.0.0.1:1 127.0.0.1:2\n", resolve).unwrap_err();
+        assert!(err.contains("more than one"), "{err}");
+        let err = parse_targets_file("127.0.0.1:1\n127.0.0.1:1\n", resolve).unwrap_err();
+        assert!(err.contains("twice"), "{err}");
+    }
+
+    #[test]
+    fn a_reload_keeps_unchanged_targets_in_their_slots() {
+        let t = Targets::new(vec![target(1)], vec![target(2), target(3)], 4);
+        t.mark_healthy(1);
+        let (gen0, before) = t.snapshot();
+        let change = t.replace_file_targets(vec![target(2), target(4)]).unwrap();
+        assert_eq!(change.added, vec!["127.0.0.1:4"]);
+        assert_eq!(change.removed, vec!["127.0.0.1:3"]);
+        assert_eq!(change.kept, 2);
+        let (gen1, after) = t.snapshot();
+        assert!(gen1 > gen0);
+        // The -b target and the kept one stay, with their generation and health.
+        assert_eq!(
+            after[0].as_ref().unwrap().gen,
+            before[0].as_ref().unwrap().gen
+        );
+        assert_eq!(
+            after[1].as_ref().unwrap().gen,
+            before[1].as_ref().unwrap().gen
+        );
+        assert!(t.health.is_healthy(1));
+        // The new one takes the freed slot, under a new generation, degraded.
+        assert_eq!(
+            names(&t),
+            vec![
+                Some("127.0.0.1:1".into()),
+                Some("127.0.0.1:2".into()),
+                Some("127.0.0.1:4".into()),
+                None
+            ]
+        );
+        assert_ne!(
+            after[2].as_ref().unwrap().gen,
+            before[2].as_ref().unwrap().gen
+        );
+        assert!(!t.health.is_healthy(2));
+        assert!(t.holds(2, after[2].as_ref().unwrap().gen));
+        assert!(!t.holds(2, before[2].as_ref().unwrap().gen));
+    }
+
+    #[test]
+    fn a_reload_never_touches_command_line_targets() {
+        let t = Targets::new(vec![target(1)], vec![], 2);
+        let change = t.replace_file_targets(vec![]).unwrap();
+        assert_eq!(
+            change,
+            Change {
+                kept: 1,
+                ..Change::default()
+            }
+        );
+        assert_eq!(names(&t)[0], Some("127.0.0.1:1".into()));
+    }
+
+    #[test]
+    fn a_reload_that_does_not_fit_changes_nothing() {
+        let t = Targets::new(vec![target(1)], vec![target(2)], 2);
+        let gen = t.generation();
+        let err = t
+            .replace_file_targets(vec![target(2), target(3)])
+            .unwrap_err();
+        assert!(err.contains("--max-targets"), "{err}");
+        assert_eq!(t.generation(), gen);
+        assert_eq!(
+            names(&t),
+            vec![Some("127.0.0.1:1".into()), Some("127.0.0.1:2".into())]
+        );
+    }
+
+    #[test]
+    fn counts_health_transitions() {
+        let t = Targets::new(vec![target(1)], vec![], 1);
+        assert!(t.mark_healthy(0));
+        assert!(!t.mark_healthy(0));
+        assert!(t.mark_degraded(0));
+        assert_eq!(t.transitions(0), 2);
+    }
+}
