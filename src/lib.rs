@@ -7,6 +7,7 @@
 //! - [`runtime`]: one thread per core, each pinned with `core_affinity` and
 //!   running its own monoio runtime (io_uring, or epoll where io_uring is
 //!   refused), each accepting on its own `SO_REUSEPORT` listener.
+//! - [`metrics`]: per-worker counters, summed and rendered for `/metrics`.
 //! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
 //! - [`worker`]: what a worker owns (round-robin cursor, connection pool,
 //!   spare buffers) and what all workers share (config, health bitmap).
@@ -16,6 +17,7 @@
 //!   `--targets-file` changes while the workers run.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap.
+//! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
 //! - [`balance`]: the shared atomic health bitmap and the round-robin pick
 //!   over it. Pure code: no IO.
 //! - [`http`]: sans-IO HTTP/1.1: heads parsed in place with httparse into
@@ -29,12 +31,15 @@
 //! The hot path allocates nothing per request: heads are forwarded as slices
 //! of the buffer they were read into, and bodies stream through as raw bytes.
 
+#[macro_use]
+pub mod log;
+
+pub mod admin;
 pub mod balance;
 pub mod buffers;
 pub mod config;
 pub mod http;
-#[macro_use]
-pub mod log;
+pub mod metrics;
 pub mod proxy;
 pub mod runtime;
 pub mod signals;

@@ -2,6 +2,7 @@
 //! its own SO_REUSEPORT listener. Worker 0 also runs the prober, whose first
 //! round completes before any worker accepts.
 
+use std::fmt::Write;
 use std::net::{SocketAddr, TcpListener as StdListener};
 use std::rc::Rc;
 use std::sync::{mpsc, Arc, Barrier};
@@ -11,6 +12,7 @@ use monoio::net::{ListenerOpts, TcpListener};
 use monoio::time::TimeDriver;
 use monoio::{FusionDriver, FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBuilder};
 
+use crate::admin;
 use crate::config::Config;
 use crate::proxy;
 use crate::signals;
@@ -47,6 +49,8 @@ enum Started {
     },
     /// The first health round is done (worker 0 only).
     Probed,
+    /// The admin endpoint listens there (worker 0 only).
+    Admin(SocketAddr),
     Failed(String),
 }
 
@@ -105,7 +109,7 @@ pub fn start(config: Config) -> Result<Running, String> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let workers = config.workers.unwrap_or(cores.len()).max(1);
     crate::log::set_level(config.log_level);
-    let shared: &'static Shared = Box::leak(Box::new(Shared::new(config)));
+    let shared: &'static Shared = Box::leak(Box::new(Shared::new(config, workers)));
     // Before any other thread starts, so that they all inherit the mask.
     signals::block();
     signals::spawn_listener(&shared.events)
@@ -128,18 +132,24 @@ pub fn start(config: Config) -> Result<Running, String> {
     let mut legacy = 0;
     let mut bound = 0;
     let mut probed = false;
-    while bound < workers || !probed {
+    let mut admin = None;
+    while bound < workers || !probed || (shared.config.admin.is_some() && admin.is_none()) {
         match rx.recv_timeout(START_DEADLINE) {
             Ok(Started::Bound { legacy: l }) => {
                 bound += 1;
                 legacy += usize::from(l);
             }
             Ok(Started::Probed) => probed = true,
+            Ok(Started::Admin(addr)) => admin = Some(addr),
             Ok(Started::Failed(e)) => return Err(e),
             Err(_) => return Err("workers did not start in time".into()),
         }
     }
-    log!(info, "{}", startup_line(listen, workers, legacy, shared));
+    let mut line = startup_line(listen, workers, legacy, shared);
+    if let Some(addr) = admin {
+        let _ = write!(line, "; admin on {addr}");
+    }
+    log!(info, "{line}");
     go.wait();
     Ok(Running { listen, threads })
 }
@@ -229,9 +239,28 @@ fn worker_main(
             legacy: monoio::utils::is_legacy(),
         });
         if id == 0 {
+            if let Some(addr) = shared.config.admin {
+                let opts = ListenerOpts::new().reuse_port(false);
+                match TcpListener::bind_with_config(addr, &opts).and_then(|l| {
+                    let local = l.local_addr()?;
+                    Ok((l, local))
+                }) {
+                    Ok((admin, local)) => {
+                        let _ = tx.send(Started::Admin(local));
+                        monoio::spawn(admin::serve(admin, shared));
+                    }
+                    Err(e) => {
+                        let _ = tx.send(Started::Failed(format!(
+                            "cannot listen on {addr} (--admin): {e}"
+                        )));
+                        return;
+                    }
+                }
+            }
             prober::run_round(shared, true).await;
             let _ = tx.send(Started::Probed);
             monoio::spawn(prober::run(shared));
+            monoio::spawn(admin::watch_reloads(shared));
         }
         drop(tx);
         // Blocks this thread before it serves anything: nothing else runs here yet.

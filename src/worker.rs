@@ -11,6 +11,7 @@ use monoio::io::{CancelHandle, Canceller};
 use crate::balance::{HealthBitmap, RoundRobin};
 use crate::buffers::BufferPool;
 use crate::config::Config;
+use crate::metrics::{Metrics, WorkerMetrics};
 use crate::signals::Events;
 use crate::targets::{Slot, Targets};
 use crate::upstream::Pool;
@@ -36,19 +37,25 @@ pub struct Shared {
     pub targets: Targets,
     /// Shutdown and reload, raised by signals or the admin endpoint.
     pub events: Events,
+    /// Every worker's counters, when `--admin` serves them.
+    pub metrics: Option<Metrics>,
 }
 
 impl Shared {
-    pub fn new(config: Config) -> Shared {
+    pub fn new(config: Config, workers: usize) -> Shared {
         let targets = Targets::new(
             config.backends.clone(),
             config.file_targets.clone(),
             config.max_targets,
         );
+        let metrics = config
+            .admin
+            .map(|_| Metrics::new(workers, targets.capacity()));
         Shared {
             config,
             targets,
             events: Events::default(),
+            metrics,
         }
     }
 
@@ -84,6 +91,8 @@ pub struct Worker {
     /// A clock read once per `HOUSEKEEPING` tick: good enough to age idle
     /// connections, and free to read on every request.
     coarse_now: Cell<Instant>,
+    /// This worker's counters, when `--admin` serves them.
+    pub metrics: Option<&'static WorkerMetrics>,
     /// This worker's copy of the target table.
     view: RefCell<View>,
     /// Set once a shutdown began: no new connections, no more keep-alive.
@@ -101,6 +110,7 @@ impl Worker {
     /// Worker `id` of `workers`; the connection limit is split evenly.
     pub fn new(id: usize, workers: usize, shared: &'static Shared) -> Worker {
         let config = &shared.config;
+        let metrics = shared.metrics.as_ref().map(|m| m.worker(id));
         Worker {
             id,
             shared,
@@ -111,7 +121,9 @@ impl Worker {
                 shared.targets.capacity(),
                 config.pool_size,
                 config.idle_timeout,
+                metrics.map(|m| &m.pooled),
             )),
+            metrics,
             response_buffers: BufferPool::new(RESPONSE_BUF, SPARE_BUFFERS),
             client_buffers: BufferPool::new(CLIENT_BUF, SPARE_CLIENT_BUFFERS),
             open: Cell::new(0),
@@ -183,6 +195,9 @@ impl Worker {
             return None;
         }
         self.open.set(self.open.get() + 1);
+        if let Some(m) = self.metrics {
+            m.open.set(self.open.get() as u64);
+        }
         Some(Admitted(self.clone()))
     }
 
@@ -231,6 +246,9 @@ impl Worker {
         for (i, (old, new)) in view.slots.iter().zip(&slots).enumerate() {
             if old.as_ref().map(|s| s.gen) != new.as_ref().map(|s| s.gen) {
                 pool.clear(i);
+                if let Some(m) = self.metrics {
+                    m.reset_target(i);
+                }
             }
         }
         *view = View { generation, slots };
@@ -272,6 +290,10 @@ impl Admitted {
 
 impl Drop for Admitted {
     fn drop(&mut self) {
-        self.0.open.set(self.0.open.get() - 1);
+        let worker = &self.0;
+        worker.open.set(worker.open.get() - 1);
+        if let Some(m) = worker.metrics {
+            m.open.set(worker.open.get() as u64);
+        }
     }
 }

@@ -3,6 +3,8 @@
 //! after a 500 or when the target provably saw nothing; then relay the
 //! response, or open a tunnel after a 101.
 
+use std::time::Instant;
+
 use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 
@@ -62,8 +64,12 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHe
         resp: worker.response_buffers.take(),
         last_500: None,
     };
+    let started = worker.metrics.map(|_| Instant::now());
     let next = ex.run(conn).await;
     worker.response_buffers.give(std::mem::take(&mut ex.resp));
+    if let (Some(m), Some(started)) = (worker.metrics, started) {
+        m.observe(started.elapsed().as_micros() as u64);
+    }
     next
 }
 
@@ -85,7 +91,19 @@ impl Exchange<'_> {
                 break;
             };
             conn.tried.push(target as u32);
-            match self.attempt(conn, target).await {
+            let counters = self.worker.metrics.map(|m| &m.targets[target]);
+            if let Some(c) = counters {
+                c.requests.add(1);
+                c.in_flight.add(1);
+            }
+            let outcome = self.attempt(conn, target).await;
+            if let Some(c) = counters {
+                c.in_flight.sub(1);
+                if matches!(outcome, Attempt::Retry(_)) {
+                    c.retries.add(1);
+                }
+            }
+            match outcome {
                 Attempt::Finished(next) => return next,
                 Attempt::Retry(e) => last_error = e,
                 Attempt::Fail(e, close) => return self.answer(conn, e, close).await,
@@ -148,7 +166,10 @@ impl Exchange<'_> {
                 }
                 Err(SendFail::NothingBack) => return Attempt::Fail(Error::TargetUnreachable, true),
                 Err(SendFail::TimedOut) => {
-                    return Attempt::Fail(Error::TargetTimeout, !self.replayable())
+                    if let Some(m) = self.worker.metrics {
+                        m.targets[target].timeouts.add(1);
+                    }
+                    return Attempt::Fail(Error::TargetTimeout, !self.replayable());
                 }
                 Err(SendFail::Invalid) => {
                     return Attempt::Fail(Error::BadResponse, !self.replayable())
@@ -161,6 +182,9 @@ impl Exchange<'_> {
             }
         };
 
+        if let Some(m) = self.worker.metrics {
+            m.targets[target].response(head.status);
+        }
         if head.status == 500 {
             self.worker.degrade(target, "answered 500");
             let more = conn.tried.len() < 1 + config.retries
@@ -231,7 +255,14 @@ impl Exchange<'_> {
         let Some(slot) = self.worker.target(target) else {
             return Err(Attempt::Retry(Error::TargetUnreachable));
         };
-        match conn.timer.run(until, connect(slot.target.addr)).await {
+        let result = conn.timer.run(until, connect(slot.target.addr)).await;
+        if let (Err(e), Some(m)) = (&result, self.worker.metrics) {
+            m.targets[target].connect_failures.add(1);
+            if *e == IoFail::TimedOut {
+                m.targets[target].timeouts.add(1);
+            }
+        }
+        match result {
             Ok(stream) => Ok(stream),
             Err(IoFail::Refused) => {
                 self.worker.degrade(target, "connection refused");

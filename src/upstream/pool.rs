@@ -6,6 +6,7 @@ use std::time::{Duration, Instant};
 
 use monoio::net::TcpStream;
 
+use crate::metrics::Counter;
 use crate::stream::is_idle_and_open;
 
 /// How long after going idle a connection is trusted without a peek.
@@ -25,22 +26,46 @@ pub struct Pool {
     idle: Vec<Vec<Idle>>,
     per_target: usize,
     max_idle: Duration,
+    /// Idle connections held, all targets together, and where to show it.
+    held: usize,
+    gauge: Option<&'static Counter>,
 }
 
 impl Pool {
     /// A pool for `targets` targets keeping at most `per_target` idle
-    /// connections to each, none idle for `max_idle` or longer.
-    pub fn new(targets: usize, per_target: usize, max_idle: Duration) -> Pool {
+    /// connections to each, none idle for `max_idle` or longer; `gauge`
+    /// (for the metrics) follows how many are held.
+    pub fn new(
+        targets: usize,
+        per_target: usize,
+        max_idle: Duration,
+        gauge: Option<&'static Counter>,
+    ) -> Pool {
         Pool {
             idle: (0..targets).map(|_| Vec::new()).collect(),
             per_target,
             max_idle,
+            held: 0,
+            gauge,
+        }
+    }
+
+    /// Idle connections held, all targets together.
+    pub fn held(&self) -> usize {
+        self.held
+    }
+
+    fn dropped(&mut self, n: usize) {
+        self.held -= n;
+        if let Some(gauge) = self.gauge {
+            gauge.set(self.held as u64);
         }
     }
 
     /// An idle connection to `target` that is still open, if any. The
     /// newest is tried first: it is the least likely to have been closed by
-    /// the target's idle timeout. Closed or expired ones are dropped.
+    /// the target's idle timeout. Closed, expired or stale ones (from a
+    /// target that had the slot before, `gen` telling) are dropped.
     ///
     /// A connection idle for less than `FRESH` is taken without the liveness
     /// peek (a syscall per request under load) unless `check` asks for it: a
@@ -55,7 +80,9 @@ impl Pool {
         now: Instant,
         check: bool,
     ) -> Option<TcpStream> {
+        let before = self.idle[target].len();
         let idle = &mut self.idle[target];
+        let mut found = None;
         while let Some(conn) = idle.pop() {
             let age = now.saturating_duration_since(conn.since);
             if conn.gen != gen {
@@ -64,13 +91,18 @@ impl Pool {
             if age >= self.max_idle {
                 // Everything below it is older still.
                 idle.clear();
-                return None;
+                break;
             }
             if (age < FRESH && !check) || is_idle_and_open(&conn.stream) {
-                return Some(conn.stream);
+                found = Some(conn.stream);
+                break;
             }
         }
-        None
+        let gone = before - self.idle[target].len();
+        if gone > 0 {
+            self.dropped(gone);
+        }
+        found
     }
 
     /// Returns a connection after a complete exchange. When the pool for
@@ -80,7 +112,8 @@ impl Pool {
             return;
         }
         let idle = &mut self.idle[target];
-        if idle.len() >= self.per_target {
+        let evicted = usize::from(idle.len() >= self.per_target);
+        if evicted == 1 {
             idle.remove(0);
         }
         idle.push(Idle {
@@ -88,21 +121,28 @@ impl Pool {
             since: now,
             gen,
         });
+        self.held += 1;
+        self.dropped(evicted);
     }
 
     /// Closes every idle connection to `target` (it failed: its other
     /// connections are suspect too).
     pub fn clear(&mut self, target: usize) {
+        let n = self.idle[target].len();
         self.idle[target].clear();
+        self.dropped(n);
     }
 
     /// Closes the connections idle for `max_idle` or longer, before the
     /// target's own keep-alive timeout can race a request onto them.
     pub fn close_expired(&mut self, now: Instant) {
+        let mut n = 0;
         for idle in &mut self.idle {
             let expired =
                 idle.partition_point(|c| now.saturating_duration_since(c.since) >= self.max_idle);
             idle.drain(..expired);
+            n += expired;
         }
+        self.dropped(n);
     }
 }
