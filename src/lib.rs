@@ -17,6 +17,7 @@
 //!   `--targets-file` changes while the workers run.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap.
+//! - [`access_log`]: one line per request, buffered per worker.
 //! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
 //! - [`balance`]: the shared atomic health bitmap and the round-robin pick
 //!   over it. Pure code: no IO.
@@ -34,6 +35,7 @@
 #[macro_use]
 pub mod log;
 
+pub mod access_log;
 pub mod admin;
 pub mod balance;
 pub mod buffers;

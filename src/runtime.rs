@@ -109,7 +109,9 @@ pub fn start(config: Config) -> Result<Running, String> {
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let workers = config.workers.unwrap_or(cores.len()).max(1);
     crate::log::set_level(config.log_level);
-    let shared: &'static Shared = Box::leak(Box::new(Shared::new(config, workers)));
+    let shared =
+        Shared::new(config, workers).map_err(|e| format!("cannot open the access log: {e}"))?;
+    let shared: &'static Shared = Box::leak(Box::new(shared));
     // Before any other thread starts, so that they all inherit the mask.
     signals::block();
     signals::spawn_listener(&shared.events)
@@ -283,6 +285,13 @@ async fn watch_shutdown(worker: Rc<Worker>) {
 /// Lets this worker's client connections finish what they are doing, for at
 /// most `--drain-timeout`; whatever is left is closed when the runtime ends.
 async fn drain(worker: &Worker) {
+    drain_connections(worker).await;
+    if let Some(log) = &worker.access_log {
+        log.flush();
+    }
+}
+
+async fn drain_connections(worker: &Worker) {
     let deadline = Instant::now() + worker.config().drain_timeout;
     while worker.open_connections() > 0 && Instant::now() < deadline {
         monoio::time::sleep(DRAIN_POLL).await;

@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use monoio::io::{CancelHandle, Canceller};
 
+use crate::access_log::{AccessLog, Sink};
 use crate::balance::{HealthBitmap, RoundRobin};
 use crate::buffers::BufferPool;
 use crate::config::Config;
@@ -39,10 +40,12 @@ pub struct Shared {
     pub events: Events,
     /// Every worker's counters, when `--admin` serves them.
     pub metrics: Option<Metrics>,
+    /// Where access log lines go, when `--access-log` is on.
+    pub access_log: Option<Sink>,
 }
 
 impl Shared {
-    pub fn new(config: Config, workers: usize) -> Shared {
+    pub fn new(config: Config, workers: usize) -> std::io::Result<Shared> {
         let targets = Targets::new(
             config.backends.clone(),
             config.file_targets.clone(),
@@ -51,12 +54,14 @@ impl Shared {
         let metrics = config
             .admin
             .map(|_| Metrics::new(workers, targets.capacity()));
-        Shared {
+        let access_log = config.access_log.as_ref().map(Sink::open).transpose()?;
+        Ok(Shared {
             config,
             targets,
             events: Events::default(),
             metrics,
-        }
+            access_log,
+        })
     }
 
     /// The health bitmap.
@@ -93,6 +98,8 @@ pub struct Worker {
     coarse_now: Cell<Instant>,
     /// This worker's counters, when `--admin` serves them.
     pub metrics: Option<&'static WorkerMetrics>,
+    /// This worker's access log buffer, when `--access-log` is on.
+    pub access_log: Option<AccessLog>,
     /// This worker's copy of the target table.
     view: RefCell<View>,
     /// Set once a shutdown began: no new connections, no more keep-alive.
@@ -124,6 +131,7 @@ impl Worker {
                 metrics.map(|m| &m.pooled),
             )),
             metrics,
+            access_log: shared.access_log.clone().map(AccessLog::new),
             response_buffers: BufferPool::new(RESPONSE_BUF, SPARE_BUFFERS),
             client_buffers: BufferPool::new(CLIENT_BUF, SPARE_CLIENT_BUFFERS),
             open: Cell::new(0),
@@ -156,6 +164,12 @@ impl Worker {
     /// to one `HOUSEKEEPING` tick late, and free of a clock read.
     pub fn soon(&self, after: Duration) -> Instant {
         self.coarse_now.get() + after + HOUSEKEEPING
+    }
+
+    /// Whether requests are timed (for the metrics or the access log).
+    #[inline]
+    pub fn timing(&self) -> bool {
+        self.metrics.is_some() || self.access_log.is_some()
     }
 
     /// Whether a shutdown began: connections close after their current
@@ -210,6 +224,9 @@ impl Worker {
             let now = Instant::now();
             self.coarse_now.set(now);
             self.pool.borrow_mut().close_expired(now);
+            if let Some(log) = &self.access_log {
+                log.tick();
+            }
             let tick = self.ticks.get() + 1;
             self.ticks.set(tick);
             let due = {

@@ -16,6 +16,8 @@ pub const MAX_HEADERS: usize = 100;
 pub struct RequestHead {
     /// Length of the head, final empty line included.
     pub head_len: usize,
+    /// Where the request line is (without its line ending), for logs.
+    pub line: (u32, u32),
     /// The method is HEAD (its response has no body).
     pub is_head: bool,
     pub version: Version,
@@ -55,9 +57,14 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
         Err(_) => return Err(Error::MalformedRequest),
     };
     let head = &buf[..head_len];
-    let (Some(method), Some(minor)) = (req.method, req.version) else {
+    let (Some(method), Some(path), Some(minor)) = (req.method, req.path, req.version) else {
         return Err(Error::MalformedRequest);
     };
+    // `METHOD SP target SP HTTP/1.x`: the version is 8 bytes after one space.
+    let line = (
+        offset_in(head, method.as_bytes()) as u32,
+        (offset_in(head, path.as_bytes()) + path.len() + 9) as u32,
+    );
     if method == "CONNECT" {
         return Err(Error::MethodNotSupported);
     }
@@ -142,6 +149,7 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     let keep_alive = fields.persistent(version);
     Ok(Some(RequestHead {
         head_len,
+        line,
         is_head: method == "HEAD",
         version,
         framing,
@@ -348,6 +356,13 @@ mod tests {
     fn drops_trailer_and_the_clients_forwarded_proto() {
         let s = "GET / HTTP/1.1\r\nHost: a\r\nTrailer: X-Sum\r\nX-Forwarded-Proto: https\r\n\r\n";
         assert_eq!(forwarded(s), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    }
+
+    #[test]
+    fn notes_where_the_request_line_is() {
+        let s = "\r\nGET /a?b HTTP/1.1\r\nHost: a\r\n\r\n";
+        let (a, b) = head(s).line;
+        assert_eq!(&s[a as usize..b as usize], "GET /a?b HTTP/1.1");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use super::head::{push_response_head, ClientHop};
 use super::relay::{relay, Relayed};
 use super::send::SendFail;
 use super::{ClientConn, Next};
+use crate::access_log::Entry;
 use crate::http::{BodyProgress, Error, Framing, RequestHead, ResponseHead};
 use crate::stream::{connect, write_gather, IoFail};
 use crate::worker::{Worker, RESPONSE_BUF};
@@ -42,8 +43,11 @@ pub(super) struct Exchange<'a> {
     /// Response bytes from the target (taken from the worker's spares).
     pub(super) resp: BytesMut,
     /// A complete 500 answer kept while another target is tried, to be the
-    /// answer if every other attempt fails too.
-    last_500: Option<(ResponseHead, BytesMut)>,
+    /// answer if every other attempt fails too (and the target it came from).
+    last_500: Option<(ResponseHead, BytesMut, usize)>,
+    /// The status the client got, and from which target (for the log).
+    status: u16,
+    answered_by: Option<usize>,
 }
 
 /// Forwards one request and relays its answer.
@@ -63,17 +67,41 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHe
         continued: false,
         resp: worker.response_buffers.take(),
         last_500: None,
+        status: 0,
+        answered_by: None,
     };
-    let started = worker.metrics.map(|_| Instant::now());
+    let started = worker.timing().then(Instant::now);
+    conn.sent = 0;
     let next = ex.run(conn).await;
     worker.response_buffers.give(std::mem::take(&mut ex.resp));
-    if let (Some(m), Some(started)) = (worker.metrics, started) {
-        m.observe(started.elapsed().as_micros() as u64);
+    if let Some(started) = started {
+        ex.account(conn, started.elapsed().as_micros() as u64);
     }
     next
 }
 
 impl Exchange<'_> {
+    /// Counts the finished request in the metrics and the access log.
+    #[cold]
+    fn account(&self, conn: &ClientConn<'_>, micros: u64) {
+        if let Some(m) = self.worker.metrics {
+            m.observe(micros);
+        }
+        if let Some(log) = &self.worker.access_log {
+            let slot = self.answered_by.and_then(|t| self.worker.target(t));
+            let (a, b) = self.req.line;
+            log.record(&Entry {
+                client: conn.peer,
+                request_line: Some(&self.head[a as usize..b as usize]),
+                status: self.status,
+                target: slot.as_ref().map(|s| s.target.name.as_str()),
+                attempts: conn.tried.len(),
+                micros,
+                bytes: conn.sent,
+            });
+        }
+    }
+
     /// Whether the request can still be sent (again) to a target: no byte
     /// of its body has been taken from the client beyond what is kept.
     pub(super) fn replayable(&self) -> bool {
@@ -109,7 +137,8 @@ impl Exchange<'_> {
                 Attempt::Fail(e, close) => return self.answer(conn, e, close).await,
             }
         }
-        if let Some((head, mut buf)) = self.last_500.take() {
+        if let Some((head, mut buf, target)) = self.last_500.take() {
+            (self.status, self.answered_by) = (head.status, Some(target));
             let relayed = relay(conn, &self.req, head, &mut buf, None, false, self.worker).await;
             return relayed.next;
         }
@@ -119,7 +148,8 @@ impl Exchange<'_> {
     /// Answers an error the balancer makes itself. The connection closes
     /// when asked, when the error says so, or when part of the request body
     /// is still unread on the socket (it would be taken for the next request).
-    async fn answer(&self, conn: &mut ClientConn<'_>, e: Error, close: bool) -> Next {
+    async fn answer(&mut self, conn: &mut ClientConn<'_>, e: Error, close: bool) -> Next {
+        (self.status, self.answered_by) = (e.status(), None);
         let keep_alive = self.req.keep_alive
             && !close
             && !self.body.unread()
@@ -194,7 +224,7 @@ impl Exchange<'_> {
                 // if it is whole, in case it has to be the answer after all.
                 if is_complete(&head, &self.resp) {
                     let kept = self.resp.split();
-                    self.last_500 = Some((head, kept));
+                    self.last_500 = Some((head, kept, target));
                     self.resp.reserve(RESPONSE_BUF);
                 }
                 return Attempt::Retry(Error::AllTargetsFailed);
@@ -202,6 +232,7 @@ impl Exchange<'_> {
         }
         self.last_500 = None;
 
+        (self.status, self.answered_by) = (head.status, Some(target));
         if head.status == 101 {
             return Attempt::Finished(self.switch(conn, head, stream).await);
         }
@@ -235,6 +266,7 @@ impl Exchange<'_> {
         let head_bytes = self.resp.split_to(head.head_len).freeze();
         push_response_head(&mut conn.out, &head_bytes, &head.drops, ClientHop::Switched);
         conn.out.push(self.resp.split().freeze());
+        conn.sent += conn.out.len() as u64;
         self.resp.reserve(RESPONSE_BUF);
         let until = self.worker.soon(self.worker.config().idle_timeout);
         let write = write_gather(&mut conn.stream, &mut conn.out);

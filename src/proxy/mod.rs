@@ -10,7 +10,7 @@ mod relay;
 mod send;
 mod tunnel;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
@@ -18,6 +18,7 @@ use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 
+use crate::access_log::Entry;
 use crate::http::{parse_request, Error, RequestHead};
 use crate::stream::{deadline, read_more, write_all, Gather, IoFail, Timer};
 use crate::worker::{Admitted, Worker, CLIENT_BUF};
@@ -67,6 +68,10 @@ pub struct ClientConn<'t> {
     canceller: Canceller,
     /// The deadline of the operation in progress, on either side.
     timer: Timer<'t>,
+    /// The client's address, for the access log.
+    peer: IpAddr,
+    /// Bytes written to the client for the current request.
+    sent: u64,
 }
 
 /// What came of waiting for a request head.
@@ -104,6 +109,8 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
         tried: Vec::new(),
         canceller: Canceller::new(),
         timer: Timer::new(timer.as_mut()),
+        peer: peer.ip(),
+        sent: 0,
     };
     loop {
         let req = match conn.read_head(&worker).await {
@@ -116,12 +123,12 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
                 monoio::spawn(park::parked(admitted, conn.stream, peer));
                 return;
             }
-            Err(e) => return conn.fail(e).await,
+            Err(e) => return conn.fail(e, &worker).await,
         };
         match forward::exchange(&worker, &mut conn, req).await {
             Next::KeepAlive => conn.shrink_buffer(),
             Next::Close => return,
-            Next::Reject(e) => return conn.fail(e).await,
+            Next::Reject(e) => return conn.fail(e, &worker).await,
             Next::Tunnel(target) => {
                 // Boxed: a rare state that would otherwise make every
                 // connection's task larger.
@@ -204,6 +211,7 @@ impl ClientConn<'_> {
 
     /// Writes `bytes` to the client by `until`.
     async fn send(&mut self, bytes: Bytes, until: Instant) -> Result<(), IoFail> {
+        self.sent += bytes.len() as u64;
         self.timer
             .run(until, write_all(&mut self.stream, bytes))
             .await
@@ -213,9 +221,21 @@ impl ClientConn<'_> {
     /// for a while what the client still sends so that it sees the answer
     /// rather than a reset (a lingering close, as nginx does).
     #[cold]
-    async fn fail(mut self, e: Error) {
+    async fn fail(mut self, e: Error, worker: &Worker) {
         let until = Instant::now() + LINGER;
-        if self.send(e.response(false), until).await.is_err() {
+        let answer = e.response(false);
+        if let Some(log) = &worker.access_log {
+            log.record(&Entry {
+                client: self.peer,
+                request_line: None,
+                status: e.status(),
+                target: None,
+                attempts: 0,
+                micros: 0,
+                bytes: answer.len() as u64,
+            });
+        }
+        if self.send(answer, until).await.is_err() {
             return;
         }
         let _ = self.stream.shutdown().await;

@@ -67,6 +67,7 @@ pub async fn relay(
         return spent(Next::Close);
     };
     conn.out.push(resp.split_to(n).freeze());
+    conn.sent += conn.out.len() as u64;
     let mut extra = !resp.is_empty();
     resp.clear();
     let write = write_gather(&mut conn.stream, &mut conn.out);
@@ -97,6 +98,7 @@ pub async fn relay(
         let piece = resp.split_to(n).freeze();
         extra |= !resp.is_empty();
         resp.clear();
+        conn.sent += piece.len() as u64;
         let write = write_all(&mut conn.stream, piece);
         if conn
             .timer
