@@ -8,6 +8,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 /// How severe a log line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Level {
+    /// Always written, whatever `--log-level` says (the start-up line).
+    Notice = 0,
     Error = 1,
     Warn = 2,
     Info = 3,
@@ -27,6 +29,7 @@ impl Level {
 
     fn name(self) -> &'static str {
         match self {
+            Level::Notice => "NOTICE",
             Level::Error => "ERROR",
             Level::Warn => "WARN",
             Level::Info => "INFO",
@@ -48,7 +51,8 @@ pub fn enabled(level: Level) -> bool {
 }
 
 /// Logs one line: `2026-11-27T03:40:12.123Z INFO load-balancer: <message>`.
-/// The level is one of `error`, `warn`, `info`, `debug`.
+/// The level is one of `notice` (always written), `error`, `warn`, `info`,
+/// `debug`.
 #[macro_export]
 macro_rules! log {
     ($level:ident, $($arg:tt)*) => {
@@ -59,6 +63,9 @@ macro_rules! log {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __log_level {
+    (notice) => {
+        $crate::log::Level::Notice
+    };
     (error) => {
         $crate::log::Level::Error
     };

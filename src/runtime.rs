@@ -151,7 +151,7 @@ pub fn start(config: Config) -> Result<Running, String> {
     if let Some(addr) = admin {
         let _ = write!(line, "; admin on {addr}");
     }
-    log!(info, "{line}");
+    log!(notice, "{line}");
     go.wait();
     Ok(Running { listen, threads })
 }
