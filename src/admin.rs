@@ -65,7 +65,7 @@ pub async fn reload(shared: &'static Shared) -> Result<Change, String> {
                 change.kept
             );
             if !change.added.is_empty() {
-                prober::run_round(shared, false).await;
+                prober::check_slots(shared, &change.added_slots).await;
             }
         }
         Err(e) => log!(warn, "reload refused, the running set stays: {e}"),
@@ -195,7 +195,10 @@ fn rows(shared: &Shared) -> Vec<Row> {
         .enumerate()
         .filter_map(|(i, slot)| {
             let slot = slot.as_ref()?;
-            let in_flight = shared.metrics.as_ref().map_or(0, |m| m.in_flight(i));
+            let in_flight = shared
+                .metrics
+                .as_ref()
+                .map_or(0, |m| m.in_flight(i, slot.gen));
             Some(Row {
                 name: slot.target.name.clone(),
                 addr: slot.target.addr.to_string(),

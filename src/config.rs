@@ -368,10 +368,23 @@ where
             Ok(Target { name, addr })
         })
         .collect::<Result<Vec<_>, ConfigError>>()?;
+    if let Some(dup) = backends
+        .iter()
+        .enumerate()
+        .find(|(i, b)| backends[..*i].contains(b))
+    {
+        return err(format!("backend '{}' is given twice", dup.1.name));
+    }
     let file_targets = match &targets_file {
         Some(path) => read_targets_file(path).map_err(ConfigError)?,
         None => Vec::new(),
     };
+    if let Some(dup) = file_targets.iter().find(|t| backends.contains(t)) {
+        return err(format!(
+            "'{}' is both a -b backend and in the targets file",
+            dup.name
+        ));
+    }
     if backends.is_empty() && file_targets.is_empty() {
         return err("no backend: give at least one -b host:port (or a --targets-file)");
     }

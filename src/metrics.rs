@@ -63,6 +63,10 @@ pub struct TargetCounters {
     pub timeouts: Counter,
     /// Requests at the target now (a gauge).
     pub in_flight: Counter,
+    /// The generation of the slot's target these counters are about: a
+    /// worker that has not yet seen a slot change hands still holds the
+    /// old target's counts, and they are left out of the sums.
+    pub gen: Counter,
 }
 
 impl TargetCounters {
@@ -125,9 +129,11 @@ impl WorkerMetrics {
         self.duration_sum_us.add(micros);
     }
 
-    /// Starts a slot's counters afresh: it holds another target now.
-    pub fn reset_target(&self, slot: usize) {
+    /// Starts a slot's counters afresh for the target of generation `gen`.
+    pub fn reset_target(&self, slot: usize, gen: u64) {
         self.targets[slot].reset();
+        self.targets[slot].in_flight.set(0);
+        self.targets[slot].gen.set(gen);
     }
 }
 
@@ -151,10 +157,12 @@ impl Metrics {
         }
     }
 
-    /// Requests at the target in `slot` now, all workers together.
-    pub fn in_flight(&self, slot: usize) -> u64 {
+    /// Requests at the target of generation `gen` in `slot` now, all
+    /// workers together.
+    pub fn in_flight(&self, slot: usize, gen: u64) -> u64 {
         self.workers
             .iter()
+            .filter(|w| w.targets[slot].gen.get() == gen)
             .map(|w| w.targets[slot].in_flight.get())
             .fold(0, u64::wrapping_add)
     }
@@ -168,15 +176,24 @@ impl Metrics {
     pub fn render(&self, targets: &Targets) -> String {
         let mut out = String::with_capacity(4096);
         let (_, slots) = targets.snapshot();
-        let named: Vec<(usize, String)> = slots
+        let named: Vec<(usize, String, u64)> = slots
             .iter()
             .enumerate()
-            .filter_map(|(i, s)| s.as_ref().map(|s| (i, escape(&s.target.name))))
+            .filter_map(|(i, s)| s.as_ref().map(|s| (i, escape(&s.target.name), s.gen)))
             .collect();
         let sum = |f: &dyn Fn(&WorkerMetrics) -> u64| -> u64 {
             self.workers
                 .iter()
                 .map(|w| f(w))
+                .fold(0u64, u64::wrapping_add)
+        };
+        // Sums a slot's counter over the workers that count for its
+        // current target.
+        let sum_slot = |i: usize, gen: u64, f: &dyn Fn(&TargetCounters) -> u64| -> u64 {
+            self.workers
+                .iter()
+                .filter(|w| w.targets[i].gen.get() == gen)
+                .map(|w| f(&w.targets[i]))
                 .fold(0u64, u64::wrapping_add)
         };
 
@@ -214,8 +231,8 @@ impl Metrics {
         ];
         for (name, kind, help, field) in per_target {
             header(&mut out, name, kind, help);
-            for (i, target) in &named {
-                let v = sum(&|w| field(&w.targets[*i]).get());
+            for (i, target, gen) in &named {
+                let v = sum_slot(*i, *gen, &|t| field(t).get());
                 let _ = writeln!(out, "{name}{{target=\"{target}\"}} {v}");
             }
         }
@@ -225,9 +242,9 @@ impl Metrics {
             "counter",
             "Responses from the target, by status class.",
         );
-        for (i, target) in &named {
+        for (i, target, gen) in &named {
             for (class, label) in ["1xx", "2xx", "3xx", "4xx", "5xx"].iter().enumerate() {
-                let v = sum(&|w| w.targets[*i].responses[class].get());
+                let v = sum_slot(*i, *gen, &|t| t.responses[class].get());
                 let _ = writeln!(
                     out,
                     "lb_target_responses_total{{target=\"{target}\",class=\"{label}\"}} {v}"
@@ -240,7 +257,7 @@ impl Metrics {
             "gauge",
             "1 when the target passes its health checks, else 0.",
         );
-        for (i, target) in &named {
+        for (i, target, _) in &named {
             let v = u8::from(targets.health.is_healthy(*i));
             let _ = writeln!(out, "lb_target_healthy{{target=\"{target}\"}} {v}");
         }
@@ -250,7 +267,7 @@ impl Metrics {
             "counter",
             "Changes of the target's health.",
         );
-        for (i, target) in &named {
+        for (i, target, _) in &named {
             let v = targets.transitions(*i);
             let _ = writeln!(
                 out,
@@ -382,6 +399,14 @@ mod tests {
     #[test]
     fn sums_workers_and_renders_every_family() {
         let m = Metrics::new(2, 4);
+        let (_, slots) = targets().snapshot();
+        for w in 0..2 {
+            for (i, slot) in slots.iter().enumerate() {
+                if let Some(slot) = slot {
+                    m.worker(w).reset_target(i, slot.gen);
+                }
+            }
+        }
         m.worker(0).targets[0].requests.add(3);
         m.worker(1).targets[0].requests.add(4);
         m.worker(1).targets[1].response(503);

@@ -38,6 +38,8 @@ pub struct Slot {
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Change {
     pub added: Vec<String>,
+    /// The slots the added targets took.
+    pub added_slots: Vec<usize>,
     pub removed: Vec<String>,
     pub kept: usize,
 }
@@ -139,6 +141,15 @@ impl Targets {
     pub fn replace_file_targets(&self, wanted: Vec<Target>) -> Result<Change, String> {
         let mut table = self.lock();
         let mut change = Change::default();
+        if let Some(dup) = wanted.iter().find(|t| {
+            table
+                .slots
+                .iter()
+                .flatten()
+                .any(|s| !s.from_file && *s.target == **t)
+        }) {
+            return Err(format!("'{}' is also given with -b", dup.name));
+        }
         let keep = |slot: &Slot| !slot.from_file || wanted.contains(&slot.target);
         let leaving: Vec<usize> = (0..table.slots.len())
             .filter(|&i| matches!(&table.slots[i], Some(s) if !keep(s)))
@@ -175,6 +186,9 @@ impl Targets {
                 .position(Option::is_none)
                 .expect("counted above");
             change.added.push(target.name.clone());
+            change.added_slots.push(i);
+            // A new target's health history starts afresh.
+            self.transitions[i].store(0, Ordering::Relaxed);
             table.slots[i] = Some(table.slot(target, true));
         }
         change.kept = table.slots.iter().flatten().count() - change.added.len();
@@ -335,6 +349,22 @@ mod tests {
             names(&t),
             vec![Some("127.0.0.1:1".into()), Some("127.0.0.1:2".into())]
         );
+    }
+
+    #[test]
+    fn a_file_target_given_with_b_too_is_refused() {
+        let t = Targets::new(vec![target(1)], vec![], 4);
+        let err = t.replace_file_targets(vec![target(1)]).unwrap_err();
+        assert!(err.contains("also given with -b"), "{err}");
+    }
+
+    #[test]
+    fn a_target_taking_a_freed_slot_starts_with_no_health_history() {
+        let t = Targets::new(vec![], vec![target(1)], 1);
+        t.mark_healthy(0);
+        let change = t.replace_file_targets(vec![target(2)]).unwrap();
+        assert_eq!(change.added_slots, vec![0]);
+        assert_eq!(t.transitions(0), 0);
     }
 
     #[test]

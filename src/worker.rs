@@ -118,6 +118,14 @@ impl Worker {
     pub fn new(id: usize, workers: usize, shared: &'static Shared) -> Worker {
         let config = &shared.config;
         let metrics = shared.metrics.as_ref().map(|m| m.worker(id));
+        let (generation, slots) = shared.targets.snapshot();
+        if let Some(m) = metrics {
+            for (i, slot) in slots.iter().enumerate() {
+                if let Some(slot) = slot {
+                    m.reset_target(i, slot.gen);
+                }
+            }
+        }
         Worker {
             id,
             shared,
@@ -137,10 +145,7 @@ impl Worker {
             open: Cell::new(0),
             max_open: config.max_connections.div_ceil(workers.max(1)),
             coarse_now: Cell::new(Instant::now()),
-            view: RefCell::new({
-                let (generation, slots) = shared.targets.snapshot();
-                View { generation, slots }
-            }),
+            view: RefCell::new(View { generation, slots }),
             draining: Cell::new(false),
             accepting: RefCell::new(Canceller::new()),
             ticks: Cell::new(0),
@@ -263,8 +268,8 @@ impl Worker {
         for (i, (old, new)) in view.slots.iter().zip(&slots).enumerate() {
             if old.as_ref().map(|s| s.gen) != new.as_ref().map(|s| s.gen) {
                 pool.clear(i);
-                if let Some(m) = self.metrics {
-                    m.reset_target(i);
+                if let (Some(m), Some(slot)) = (self.metrics, new) {
+                    m.reset_target(i, slot.gen);
                 }
             }
         }

@@ -60,7 +60,7 @@ impl From<IoFail> for Check {
 }
 
 /// Checks one target on a fresh connection with `Connection: close`.
-pub async fn check(addr: SocketAddr, host: &str, path: &str, limit: Duration) -> Check {
+pub async fn check_one(addr: SocketAddr, host: &str, path: &str, limit: Duration) -> Check {
     let exchange = async {
         let mut stream: TcpStream = connect(addr).await?;
         let request = format!(
@@ -95,19 +95,29 @@ pub async fn check(addr: SocketAddr, host: &str, path: &str, limit: Duration) ->
 /// A target that left the set (or whose slot changed hands) while its check
 /// ran is left alone.
 pub async fn run_round(shared: &'static Shared, first: bool) {
+    check(shared, None, first).await
+}
+
+/// Checks the targets in `slots` now (targets that just joined).
+pub async fn check_slots(shared: &'static Shared, slots: &[usize]) {
+    check(shared, Some(slots), false).await
+}
+
+async fn check(shared: &'static Shared, only: Option<&[usize]>, first: bool) {
     let config = &shared.config;
     let targets = &shared.targets;
     let (_, slots) = targets.snapshot();
     let checks: Vec<_> = slots
         .into_iter()
         .enumerate()
+        .filter(|(i, _)| only.is_none_or(|only| only.contains(i)))
         .filter_map(|(i, slot)| slot.map(|s| (i, s)))
         .map(|(i, slot)| {
             let check = monoio::spawn({
                 let slot = slot.clone();
                 async move {
                     let t = &slot.target;
-                    check(t.addr, &t.name, &config.health_path, config.health_timeout).await
+                    check_one(t.addr, &t.name, &config.health_path, config.health_timeout).await
                 }
             });
             (i, slot, check)
