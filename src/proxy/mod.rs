@@ -127,6 +127,10 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
         };
         match forward::exchange(&worker, &mut conn, req).await {
             Next::KeepAlive => conn.shrink_buffer(),
+            // Requests pipelined behind this one were read and will not be
+            // answered: close gently, or the reset that unread data causes
+            // could destroy the answer before the client reads it.
+            Next::Close if !conn.buf.is_empty() => return conn.linger().await,
             Next::Close => return,
             Next::Reject(e) => return conn.fail(e, &worker).await,
             Next::Tunnel(target) => {
@@ -238,6 +242,14 @@ impl ClientConn<'_> {
         if self.send(answer, until).await.is_err() {
             return;
         }
+        self.linger().await;
+    }
+
+    /// Closes the connection gently: shuts down writing, then reads and
+    /// throws away what the client still sends, for a while, so that it
+    /// reads what it was sent rather than a reset (as nginx does).
+    async fn linger(mut self) {
+        let until = Instant::now() + LINGER;
         let _ = self.stream.shutdown().await;
         let mut drained = 0;
         while drained < LINGER_BYTES {

@@ -17,6 +17,10 @@ use crate::worker::Admitted;
 pub async fn parked(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) {
     let expiry = {
         let worker = admitted.worker();
+        if worker.draining() {
+            // Parked as the drain began (which cancelled the others): close.
+            return;
+        }
         worker.idle_expiry(worker.config().idle_timeout.saturating_sub(PARK_AFTER))
     };
     let (res, byte) = stream.cancelable_read(Vec::with_capacity(1), expiry).await;
