@@ -10,6 +10,8 @@
 # Needs wrk and nginx (apt-get install -y wrk nginx-light).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 RUNS=5
 DURATION=4
@@ -33,13 +35,7 @@ PORTS=(19401 19402 19403 19404)
 LB_PORT=18401
 WORK=$(mktemp -d /tmp/flagcost.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do
-    if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi
-  done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { kill_all "${PIDS[@]:-}"; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 {

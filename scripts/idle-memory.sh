@@ -10,6 +10,8 @@
 # descriptor limit must allow N connections on each side (ulimit -n).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib.sh
+. scripts/lib.sh
 
 CONNS=10000
 while [ $# -gt 0 ]; do
@@ -32,13 +34,7 @@ fi
 BACKEND_PORT=19301 LB_PORT=18301 NGINX_PORT=18302
 WORK=$(mktemp -d /tmp/idlemem.XXXXXX)
 PIDS=()
-cleanup() {
-  for p in "${PIDS[@]:-}"; do
-    if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi
-  done
-  wait 2>/dev/null || true
-  rm -rf "$WORK"
-}
+cleanup() { kill_all "${PIDS[@]:-}"; rm -rf "$WORK"; }
 trap cleanup EXIT
 
 cat > "$WORK/backend.conf" <<EOF

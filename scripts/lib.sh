@@ -130,3 +130,12 @@ to_seconds() {
     *) printf '%s\n' "$n" ;;
   esac
 }
+
+# kill_all PID...: stops these processes (those still running) and reaps them.
+kill_all() {
+  local p
+  for p in "$@"; do
+    if [ -n "$p" ]; then kill "$p" 2>/dev/null || true; fi
+  done
+  wait 2>/dev/null || true
+}
