@@ -14,7 +14,7 @@ use crate::buffers::BufferPool;
 use crate::config::Config;
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::signals::Events;
-use crate::targets::{Slot, Targets};
+use crate::targets::{Slot, Target, Targets};
 use crate::upstream::Pool;
 
 /// Size of a buffer for reading a response (head and body chunks).
@@ -279,6 +279,14 @@ impl Worker {
     /// The target in `slot`, as this worker last saw the set.
     pub fn target(&self, slot: usize) -> Option<Slot> {
         self.view.borrow().slots[slot].clone()
+    }
+
+    /// Calls `f` with the target in `slot` (if any), borrowed from this
+    /// worker's view: no reference count shared with other workers moves.
+    pub fn with_target<R>(&self, slot: Option<usize>, f: impl FnOnce(Option<&Target>) -> R) -> R {
+        let view = self.view.borrow();
+        let slot = slot.and_then(|i| view.slots[i].as_ref());
+        f(slot.map(|s| &*s.target))
     }
 
     /// The generation of the target in `slot`, as this worker last saw it.

@@ -88,16 +88,17 @@ impl Exchange<'_> {
             m.observe(micros);
         }
         if let Some(log) = &self.worker.access_log {
-            let slot = self.answered_by.and_then(|t| self.worker.target(t));
             let (a, b) = self.req.line;
-            log.record(&Entry {
-                client: conn.peer,
-                request_line: Some(&self.head[a as usize..b as usize]),
-                status: self.status,
-                target: slot.as_ref().map(|s| s.target.name.as_str()),
-                attempts: conn.tried.len(),
-                micros,
-                bytes: conn.sent,
+            self.worker.with_target(self.answered_by, |target| {
+                log.record(&Entry {
+                    client: conn.peer,
+                    request_line: Some(&self.head[a as usize..b as usize]),
+                    status: self.status,
+                    target: target.map(|t| t.name.as_str()),
+                    attempts: conn.tried.len(),
+                    micros,
+                    bytes: conn.sent,
+                })
             });
         }
     }
