@@ -15,7 +15,7 @@ use super::send::SendFail;
 use super::{ClientConn, Next};
 use crate::access_log::Entry;
 use crate::http::{BodyProgress, Error, Framing, RequestHead, ResponseHead};
-use crate::stream::{connect, write_gather, IoFail};
+use crate::stream::{connect, IoFail};
 use crate::worker::{Worker, RESPONSE_BUF};
 
 /// How one attempt on one target ended.
@@ -82,7 +82,6 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHe
 
 impl Exchange<'_> {
     /// Counts the finished request in the metrics and the access log.
-    #[cold]
     fn account(&self, conn: &ClientConn<'_>, micros: u64) {
         if let Some(m) = self.worker.metrics {
             m.observe(micros);
@@ -267,11 +266,9 @@ impl Exchange<'_> {
         let head_bytes = self.resp.split_to(head.head_len).freeze();
         push_response_head(&mut conn.out, &head_bytes, &head.drops, ClientHop::Switched);
         conn.out.push(self.resp.split().freeze());
-        conn.sent += conn.out.len() as u64;
         self.resp.reserve(RESPONSE_BUF);
         let until = self.worker.soon(self.worker.config().idle_timeout);
-        let write = write_gather(&mut conn.stream, &mut conn.out);
-        match conn.timer.run(until, write).await {
+        match conn.send_out(until).await {
             Ok(()) => Next::Tunnel(upstream),
             Err(_) => Next::Close,
         }

@@ -20,7 +20,7 @@ use monoio::net::TcpStream;
 
 use crate::access_log::Entry;
 use crate::http::{parse_request, Error, RequestHead};
-use crate::stream::{deadline, read_more, write_all, Gather, IoFail, Timer};
+use crate::stream::{deadline, read_more, write_all, write_gather, Gather, IoFail, Timer};
 use crate::worker::{Admitted, Worker, CLIENT_BUF};
 
 pub use head::ForwardedFor;
@@ -211,6 +211,14 @@ impl ClientConn<'_> {
             }
             Err(_) => Some(Head::Closed),
         }
+    }
+
+    /// Writes what is gathered in `out` to the client by `until`, counting
+    /// it as sent.
+    async fn send_out(&mut self, until: Instant) -> Result<(), IoFail> {
+        self.sent += self.out.len() as u64;
+        let write = write_gather(&mut self.stream, &mut self.out);
+        self.timer.run(until, write).await
     }
 
     /// Writes `bytes` to the client by `until`.

@@ -8,7 +8,7 @@ use monoio::net::TcpStream;
 use super::head::{push_response_head, ClientHop};
 use super::{ClientConn, Next};
 use crate::http::{BodyProgress, Framing, RequestHead, ResponseHead};
-use crate::stream::{read_more, write_all, write_gather, IoFail};
+use crate::stream::{read_more, IoFail};
 use crate::worker::{Worker, RESPONSE_BUF};
 
 /// What became of the upstream connection.
@@ -67,13 +67,10 @@ pub async fn relay(
         return spent(Next::Close);
     };
     conn.out.push(resp.split_to(n).freeze());
-    conn.sent += conn.out.len() as u64;
     let mut extra = !resp.is_empty();
     resp.clear();
-    let write = write_gather(&mut conn.stream, &mut conn.out);
     if conn
-        .timer
-        .run(worker.soon(config.idle_timeout), write)
+        .send_out(worker.soon(config.idle_timeout))
         .await
         .is_err()
     {
@@ -95,14 +92,11 @@ pub async fn relay(
         let Ok(n) = progress.advance(resp) else {
             return spent(Next::Close);
         };
-        let piece = resp.split_to(n).freeze();
+        conn.out.push(resp.split_to(n).freeze());
         extra |= !resp.is_empty();
         resp.clear();
-        conn.sent += piece.len() as u64;
-        let write = write_all(&mut conn.stream, piece);
         if conn
-            .timer
-            .run(worker.soon(config.idle_timeout), write)
+            .send_out(worker.soon(config.idle_timeout))
             .await
             .is_err()
         {

@@ -50,11 +50,6 @@ impl Pool {
         }
     }
 
-    /// Idle connections held, all targets together.
-    pub fn held(&self) -> usize {
-        self.held
-    }
-
     fn dropped(&mut self, n: usize) {
         self.held -= n;
         if let Some(gauge) = self.gauge {
