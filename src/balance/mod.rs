@@ -2,7 +2,9 @@
 //! Pure code over atomics; no IO, no locks, no allocation when picking.
 
 mod health;
+mod rng;
 mod round_robin;
 
 pub use health::HealthBitmap;
+pub use rng::Rng;
 pub use round_robin::{next_healthy, RoundRobin};
