@@ -296,6 +296,40 @@ fn health_toggles_and_ignores_the_mode() {
 }
 
 #[test]
+fn health_pattern_cycles_from_the_next_check_and_records_answers() {
+    let b = Backend::start("hp");
+    b.set_mode(Mode::Hang);
+    assert_eq!(get(b.addr(), HEALTH_PATH).status, 200);
+    b.set_health_pattern(&[true, false, false]);
+    assert!(b.is_healthy(), "the pattern starts with the next check");
+    let statuses: Vec<u16> = (0..7).map(|_| get(b.addr(), HEALTH_PATH).status).collect();
+    assert_eq!(statuses, [200, 503, 503, 200, 503, 503, 200]);
+    assert!(!b.is_healthy(), "next in the pattern: a failure");
+    let r = get(b.addr(), HEALTH_PATH);
+    assert_eq!((r.status, r.body_str().as_str()), (503, "unhealthy"));
+
+    // A new pattern starts from its first entry; set_healthy is a pattern
+    // of one.
+    b.set_health_pattern(&[false, true]);
+    assert_eq!(get(b.addr(), HEALTH_PATH).status, 503);
+    b.set_healthy(true);
+    assert_eq!(get(b.addr(), HEALTH_PATH).status, 200);
+    assert_eq!(get(b.addr(), HEALTH_PATH).status, 200);
+    assert_eq!(
+        b.health_answers(),
+        [true, true, false, false, true, false, false, true, false, false, true, true]
+    );
+    assert_eq!(b.health_checks(), 12);
+    assert_eq!(b.requests(), 0);
+}
+
+#[test]
+#[should_panic(expected = "needs an entry")]
+fn an_empty_health_pattern_is_refused() {
+    Backend::start("empty").set_health_pattern(&[]);
+}
+
+#[test]
 fn close_idle_after_response_closes_without_announcing() {
     let b = Backend::start("idle");
     b.close_idle_after_response(true);

@@ -129,10 +129,9 @@ struct Inner {
     name: String,
     addr: SocketAddr,
     mode: Mutex<Mode>,
-    healthy: AtomicBool,
+    health: Mutex<HealthScript>,
     close_idle: AtomicBool,
     stopping: AtomicBool,
-    health_checks: AtomicUsize,
     connections: AtomicUsize,
     log: Mutex<Vec<Recorded>>,
     /// Open connections: a clone of each socket (to shut it down on stop) and
@@ -147,6 +146,47 @@ struct OpenConn {
     stream: TcpStream,
     /// The thread serving it, to wait for.
     thread: Option<JoinHandle<()>>,
+}
+
+/// How the health endpoint answers: a pattern it cycles through, one entry
+/// per check, and every answer it gave.
+struct HealthScript {
+    /// Pass (200) or fail (503), in turn; never empty.
+    pattern: Vec<bool>,
+    /// Index in `pattern` of the next check's answer.
+    next: usize,
+    /// Every check answered so far, in order: whether it passed.
+    answers: Vec<bool>,
+}
+
+impl HealthScript {
+    fn new(pattern: &[bool]) -> HealthScript {
+        HealthScript {
+            pattern: pattern.to_vec(),
+            next: 0,
+            answers: Vec::new(),
+        }
+    }
+
+    /// Starts `pattern` from the next check, keeping the answers given.
+    fn set(&mut self, pattern: &[bool]) {
+        assert!(!pattern.is_empty(), "a health pattern needs an entry");
+        self.pattern = pattern.to_vec();
+        self.next = 0;
+    }
+
+    /// The answer of the next check, without taking it.
+    fn peek(&self) -> bool {
+        self.pattern[self.next]
+    }
+
+    /// Takes the next check's answer and records it.
+    fn take(&mut self) -> bool {
+        let pass = self.peek();
+        self.next = (self.next + 1) % self.pattern.len();
+        self.answers.push(pass);
+        pass
+    }
 }
 
 /// How a connection ends.
@@ -182,10 +222,9 @@ impl Backend {
             name: name.to_string(),
             addr: listener.local_addr()?,
             mode: Mutex::new(Mode::Ok),
-            healthy: AtomicBool::new(true),
+            health: Mutex::new(HealthScript::new(&[true])),
             close_idle: AtomicBool::new(false),
             stopping: AtomicBool::new(false),
-            health_checks: AtomicUsize::new(0),
             connections: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
             conns: Mutex::new(HashMap::new()),
@@ -220,13 +259,28 @@ impl Backend {
         lock(&self.inner.mode).clone()
     }
 
-    /// Whether `GET /_health` answers 200 `ok` (true, the default) or 503.
+    /// Whether `GET /_health` answers 200 `ok` (true, the default) or 503,
+    /// from the next check on: `set_health_pattern(&[healthy])`.
     pub fn set_healthy(&self, healthy: bool) {
-        self.inner.healthy.store(healthy, Ordering::SeqCst);
+        self.set_health_pattern(&[healthy]);
     }
 
+    /// Scripts the health endpoint: the next check answers as `pattern[0]`
+    /// says (true: 200 `ok`, false: 503), the one after as `pattern[1]`, and
+    /// so on, starting over at the end: `&[true, false]` flaps on every
+    /// check. Panics on an empty pattern.
+    pub fn set_health_pattern(&self, pattern: &[bool]) {
+        lock(&self.inner.health).set(pattern);
+    }
+
+    /// Whether the next health check will pass.
     pub fn is_healthy(&self) -> bool {
-        self.inner.healthy.load(Ordering::SeqCst)
+        lock(&self.inner.health).peek()
+    }
+
+    /// Every health check answered so far, in order: whether it passed.
+    pub fn health_answers(&self) -> Vec<bool> {
+        lock(&self.inner.health).answers.clone()
     }
 
     /// When on, the target closes the connection (FIN) after each response
@@ -264,7 +318,7 @@ impl Backend {
 
     /// Requests to [`HEALTH_PATH`].
     pub fn health_checks(&self) -> usize {
-        self.inner.health_checks.load(Ordering::SeqCst)
+        lock(&self.inner.health).answers.len()
     }
 
     /// Connections accepted so far, of any kind.
@@ -422,7 +476,8 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
     let head_only = head.method.eq_ignore_ascii_case("HEAD");
 
     if head.path == HEALTH_PATH {
-        inner.health_checks.fetch_add(1, Ordering::SeqCst);
+        // Counted, and its answer decided, as soon as its head is read.
+        let pass = lock(&inner.health).take();
         let framing = match framing {
             Ok(framing) => framing,
             Err(e) => return bad_request(wire, &e.to_string()),
@@ -430,7 +485,7 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
         if wire.read_body(framing).error.is_some() {
             return Next::Close(End::Drop);
         }
-        let (status, body): (u16, &[u8]) = if inner.healthy.load(Ordering::SeqCst) {
+        let (status, body): (u16, &[u8]) = if pass {
             (200, b"ok")
         } else {
             (503, b"unhealthy")

@@ -2,7 +2,8 @@
 //! servers, the real binary. Each test file does `mod support; use support::*;`.
 //!
 //! - [`Backend`] (`backend.rs`): an HTTP/1.1 target with switchable faults
-//!   ([`Mode`]), a health endpoint, counters and a log of received requests.
+//!   ([`Mode`]), a scriptable health endpoint, counters and a log of received
+//!   requests.
 //! - [`Balancer`] (`balancer.rs`): the `load-balancer` binary as a child
 //!   process; its address is read from its `listening on` line.
 //! - [`Client`] (`client.rs`): a raw client that sends exact bytes and reads
