@@ -1,0 +1,802 @@
+//! Balancing policies: the algorithms (`--algorithm`, weights), health-check
+//! hysteresis (`--rise`, `--fall`), passive ejection (`--eject-after`,
+//! `--eject-time`), never ejecting everything, slow start (`--slow-start`),
+//! the retry budget (`--retry-budget`, `--retry-floor`), what `/targets`
+//! says about them, and their command-line errors.
+
+mod support;
+use support::*;
+
+use std::fs;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::thread;
+use std::time::Duration;
+
+/// Deadline of every wait for a condition that should hold almost at once.
+const WAIT: Duration = Duration::from_secs(5);
+
+/// Deadline of a wait for a number of health-check rounds.
+const ROUNDS_WAIT: Duration = Duration::from_secs(20);
+
+/// Health interval of the tests that watch the prober. A check's deadline is
+/// the interval too, and a check that times out counts as a failure: 100 ms
+/// rather than 50 ms keeps a stall of the machine from adding failures the
+/// test did not script.
+const CHECK_EVERY: &str = "100ms";
+
+/// Every `--algorithm`.
+const ALGORITHMS: [&str; 4] = ["round-robin", "weighted", "least-connections", "p2c-ewma"];
+
+/// What the start-up line says before the admin address.
+const ADMIN_ON: &str = "; admin on ";
+
+// ---------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------
+
+/// The name the balancer gives a target in logs, metrics and `/targets`:
+/// its address as given with `-b`.
+fn name(b: &Backend) -> String {
+    b.addr().to_string()
+}
+
+/// The `X-Backend` header of a response (which target answered).
+fn answered_by(r: &Response) -> String {
+    r.header("x-backend").unwrap_or("<none>").to_string()
+}
+
+/// `-b` for a target with a weight.
+fn weighted(b: &Backend, weight: u32) -> String {
+    format!("{},weight={weight}", b.addr())
+}
+
+/// Like [`start_balancer`], with the targets given as `-b` specs (weights
+/// and all): one worker, a health interval of 60 s, then `extra`.
+fn start_specs(specs: &[String], extra: &[&str]) -> Balancer {
+    let mut args: Vec<&str> = Vec::new();
+    for spec in specs {
+        args.extend(["-b", spec.as_str()]);
+    }
+    args.extend(["--workers", "1", "--health-interval", "60s"]);
+    args.extend_from_slice(extra);
+    Balancer::start(&args)
+}
+
+/// The start-up line.
+fn startup_line(lb: &Balancer) -> String {
+    lb.log()
+        .into_iter()
+        .find(|l| l.contains(LISTENING))
+        .expect("the harness found the start-up line")
+}
+
+/// How many lines of the log contain `needle`.
+fn count_log(lb: &Balancer, needle: &str) -> usize {
+    lb.log().iter().filter(|l| l.contains(needle)).count()
+}
+
+/// Asserts a line containing `needle` shows up in time.
+fn expect_log(lb: &Balancer, needle: &str, timeout: Duration) {
+    assert!(
+        lb.wait_for_log(needle, timeout),
+        "no `{needle}` in {:#?}",
+        lb.log()
+    );
+}
+
+/// Waits until more than `before` lines contain `needle`.
+fn expect_another_log(lb: &Balancer, needle: &str, before: usize, timeout: Duration) {
+    assert!(
+        wait_for(timeout, || count_log(lb, needle) > before),
+        "no new `{needle}` in {:#?}",
+        lb.log()
+    );
+}
+
+/// The log line of a state change of `b` (the start of it: the reason
+/// follows in parentheses).
+fn transition(b: &Backend, from: &str, to: &str) -> String {
+    format!("health: {} {from} -> {to}", name(b))
+}
+
+/// The log line of an ejection of `b` after `n` failures, the last `last`.
+fn ejection(b: &Backend, time: &str, n: usize, last: &str) -> String {
+    format!(
+        "health: {} healthy -> ejected for {time} ({n} failures in a row, last: {last})",
+        name(b)
+    )
+}
+
+/// The log line of the end of an ejection of `b`.
+fn ejection_over(b: &Backend) -> String {
+    format!("health: {} ejected -> healthy (ejection over)", name(b))
+}
+
+/// How many of the latest answers in a row equal `pass`.
+fn trailing(answers: &[bool], pass: bool) -> usize {
+    answers.iter().rev().take_while(|&&a| a == pass).count()
+}
+
+/// Waits until `b` has answered `n` more health checks than now.
+fn wait_for_more_checks(b: &Backend, n: usize) {
+    let want = b.health_checks() + n;
+    assert!(
+        b.wait_for_health_checks(want, ROUNDS_WAIT),
+        "{} answered {} health checks, not {want}",
+        b.name(),
+        b.health_checks()
+    );
+}
+
+/// Which target answered each of `n` requests on one keep-alive connection,
+/// every answer asserted 200.
+fn names_on_one_connection(lb: &Balancer, n: usize) -> Vec<String> {
+    let mut c = Client::connect(lb.addr());
+    (0..n)
+        .map(|i| {
+            let r = c.request("GET", &format!("/req{i}"), &[], b"");
+            assert_eq!(r.status, 200, "request {i}: {r:?}");
+            answered_by(&r)
+        })
+        .collect()
+}
+
+/// How many of `names` are `who`.
+fn count(names: &[String], who: &str) -> usize {
+    names.iter().filter(|n| *n == who).count()
+}
+
+/// Sends requests on `c` until `until` holds (checked after each answer),
+/// at most `most` of them; the answers.
+fn send_until(c: &mut Client, most: usize, until: impl Fn() -> bool) -> Vec<Response> {
+    let mut answers = Vec::new();
+    while !until() {
+        assert!(
+            answers.len() < most,
+            "still not there after {most} requests"
+        );
+        answers.push(c.request("GET", "/", &[], b""));
+    }
+    answers
+}
+
+/// Asserts `names` is a smooth 3:1 rotation of A and B: every four in a row
+/// are A, A, B, A in some rotation.
+fn assert_smooth_3_to_1(names: &[String]) {
+    assert_eq!(
+        (count(names, "A"), count(names, "B")),
+        (30, 10),
+        "{names:?}"
+    );
+    assert_eq!(count(&names[..4], "B"), 1, "{names:?}");
+    for i in 0..names.len() - 4 {
+        assert_eq!(names[i], names[i + 4], "not periodic at {i}: {names:?}");
+    }
+}
+
+/// Where the admin endpoint listens, from the start-up line.
+fn admin_addr(lb: &Balancer) -> SocketAddr {
+    let line = startup_line(lb);
+    let at = line
+        .find(ADMIN_ON)
+        .unwrap_or_else(|| panic!("no `{ADMIN_ON}` in the start-up line {line:?}"));
+    let token = line[at + ADMIN_ON.len()..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default();
+    token
+        .parse()
+        .unwrap_or_else(|e| panic!("cannot parse the admin address in {line:?}: {e}"))
+}
+
+/// `GET path` on the admin endpoint, asserted 200; the body.
+fn admin_get(lb: &Balancer, path: &str) -> String {
+    let r = get(admin_addr(lb), path);
+    assert_eq!(r.status, 200, "GET {path}: {}", r.body_str());
+    r.body_str()
+}
+
+/// The sum of the samples of a metric family in `/metrics` whose labels
+/// contain `labels` (`""` for all of them).
+fn metric(lb: &Balancer, family: &str, labels: &str) -> f64 {
+    let text = admin_get(lb, "/metrics");
+    let samples: Vec<f64> = text
+        .lines()
+        .filter(|l| !l.starts_with('#'))
+        .filter_map(|l| {
+            let rest = l.strip_prefix(family)?;
+            let (series, value) = rest.rsplit_once(' ')?;
+            let named = series.is_empty() || series.starts_with('{');
+            (named && series.contains(labels)).then_some((l, value))
+        })
+        .map(|(l, value)| {
+            value
+                .parse()
+                .unwrap_or_else(|e| panic!("bad value in {l:?}: {e}"))
+        })
+        .collect();
+    assert!(!samples.is_empty(), "no {family} {labels} in\n{text}");
+    samples.iter().sum()
+}
+
+/// The value of `field` in a compact JSON object (`{"a":1,"b":"x"}`), as
+/// written: strings keep their quotes.
+fn json_field<'a>(object: &'a str, field: &str) -> Option<&'a str> {
+    let key = format!("\"{field}\":");
+    let start = object.find(&key)? + key.len();
+    let rest = &object[start..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(&rest[..end])
+}
+
+/// The object for `b` in `/targets?format=json`, whitespace removed.
+fn target_json(lb: &Balancer, b: &Backend) -> String {
+    let body = admin_get(lb, "/targets?format=json");
+    let compact: String = body.split_whitespace().collect();
+    let want = format!("\"target\":\"{}\"", name(b));
+    compact
+        .trim_start_matches('[')
+        .trim_end_matches(']')
+        .split("},{")
+        .find(|o| o.contains(&want))
+        .map(|o| format!("{{{}}}", o.trim_matches(['{', '}'])))
+        .unwrap_or_else(|| panic!("no {want} in {body}"))
+}
+
+/// A file in the temporary directory, removed when dropped.
+struct TempFile {
+    path: PathBuf,
+}
+
+impl TempFile {
+    fn with(tag: &str, text: &str) -> TempFile {
+        let path = std::env::temp_dir().join(format!(
+            "lb-policies-{}-{tag}-{:?}",
+            std::process::id(),
+            thread::current().id()
+        ));
+        fs::write(&path, text).expect("write temp file");
+        TempFile { path }
+    }
+
+    fn arg(&self) -> &str {
+        self.path.to_str().expect("UTF-8 temp path")
+    }
+}
+
+impl Drop for TempFile {
+    fn drop(&mut self) {
+        let _ = fs::remove_file(&self.path);
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Health-check hysteresis: --rise, --fall
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_flapping_target_never_changes_state_with_the_default_rise_and_fall() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    // Pass, fail, pass, fail ...: never two passes or three failures in a row.
+    b.set_health_pattern(&[true, false]);
+    let lb = start_balancer(&[&a, &b], &["--health-interval", CHECK_EVERY]);
+    let line = startup_line(&lb);
+    assert!(line.contains(&format!("{} healthy", name(&b))), "{line}");
+
+    assert!(
+        b.wait_for_health_checks(12, ROUNDS_WAIT),
+        "B answered only {} health checks",
+        b.health_checks()
+    );
+    let about_b = format!("health: {} ", name(&b));
+    assert_eq!(count_log(&lb, &about_b), 0, "{:#?}", lb.log());
+    let names = names_on_one_connection(&lb, 4);
+    assert_eq!(count(&names, "B"), 2, "{names:?}");
+}
+
+#[test]
+fn three_failing_checks_in_a_row_degrade_and_two_passing_bring_back() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    let lb = start_balancer(
+        &[&a, &b],
+        &[
+            "--health-interval",
+            CHECK_EVERY,
+            "--fall",
+            "3",
+            "--rise",
+            "2",
+        ],
+    );
+    let down = transition(&b, "healthy", "degraded");
+    let up = transition(&b, "degraded", "healthy");
+
+    // Two failures in a row, never three: B stays healthy.
+    b.set_health_pattern(&[false, false, true]);
+    wait_for_more_checks(&b, 9);
+    assert!(!lb.log_contains(&down), "{:#?}", lb.log());
+
+    // Failing from now on: the third failure in a row degrades it.
+    b.set_healthy(false);
+    expect_log(&lb, &down, ROUNDS_WAIT);
+    let answers = b.health_answers();
+    assert!(trailing(&answers, false) >= 3, "{answers:?}");
+    assert_eq!(names_on_one_connection(&lb, 2), ["A", "A"]);
+
+    // One pass at a time, never two in a row: B stays degraded.
+    b.set_health_pattern(&[true, false]);
+    wait_for_more_checks(&b, 8);
+    assert!(!lb.log_contains(&up), "{:#?}", lb.log());
+
+    // Passing from now on: the second pass in a row brings it back.
+    b.set_healthy(true);
+    expect_log(&lb, &up, ROUNDS_WAIT);
+    let answers = b.health_answers();
+    assert!(trailing(&answers, true) >= 2, "{answers:?}");
+    let names = names_on_one_connection(&lb, 2);
+    assert_eq!(count(&names, "B"), 1, "{names:?}");
+}
+
+// ---------------------------------------------------------------------------
+// Passive ejection: --eject-after, --eject-time
+// ---------------------------------------------------------------------------
+
+#[test]
+fn ejects_a_target_after_three_503s_in_a_row_without_waiting_for_a_health_check() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::Status(503));
+    // The default --eject-time (10s) outlasts the rest of the test.
+    let lb = start_balancer(&[&a, &b], &["--eject-after", "3"]);
+
+    let mut c = Client::connect(lb.addr());
+    send_until(&mut c, 10, || a.requests() >= 2);
+    assert!(!lb.log_contains("-> ejected"), "{:#?}", lb.log());
+    send_until(&mut c, 10, || a.requests() >= 3);
+    expect_log(&lb, &ejection(&a, "10s", 3, "answered 503"), WAIT);
+    assert_eq!(a.health_checks(), 1, "only the start-up check");
+
+    for i in 0..20 {
+        let r = c.request("GET", "/", &[], b"");
+        assert_eq!(
+            (r.status, answered_by(&r).as_str()),
+            (200, "B"),
+            "request {i}"
+        );
+    }
+    assert_eq!(a.requests(), 3);
+}
+
+#[test]
+fn an_ejection_ends_after_its_time_and_the_next_one_in_a_row_lasts_twice_as_long() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::Status(503));
+    let lb = start_balancer(
+        &[&a, &b],
+        &[
+            "--eject-after",
+            "3",
+            "--eject-time",
+            "300ms",
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    );
+
+    let mut c = Client::connect(lb.addr());
+    send_until(&mut c, 10, || a.requests() >= 3);
+    expect_log(&lb, &ejection(&a, "300ms", 3, "answered 503"), WAIT);
+    expect_log(&lb, &ejection_over(&a), WAIT);
+
+    // Back in rotation, still answering 503: ejected again, for twice as long.
+    send_until(&mut c, 20, || a.requests() >= 6);
+    expect_log(&lb, &ejection(&a, "600ms", 3, "answered 503"), WAIT);
+    let family = "lb_target_ejections_total";
+    let label = format!("target=\"{}\"", name(&a));
+    assert!(
+        wait_for(WAIT, || metric(&lb, family, &label) == 2.0),
+        "{family}{{{label}}} is {}",
+        metric(&lb, family, &label)
+    );
+    assert_eq!(a.health_checks(), 1, "only the start-up check");
+}
+
+// ---------------------------------------------------------------------------
+// Never eject everything
+// ---------------------------------------------------------------------------
+
+#[test]
+fn targets_degraded_by_500s_whose_checks_pass_still_get_requests() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::Status(500));
+    b.set_mode(Mode::Status(500));
+    let lb = start_balancer(&[&a, &b], &[]);
+
+    let mut c = Client::connect(lb.addr());
+    assert_eq!(c.request("GET", "/", &[], b"").status, 500);
+    for t in [&a, &b] {
+        expect_log(&lb, &transition(t, "healthy", "degraded"), WAIT);
+    }
+
+    let before = a.requests() + b.requests();
+    for i in 0..6 {
+        let r = c.request("GET", "/", &[], b"");
+        assert_eq!(r.status, 500, "request {i}: {}", r.body_str());
+        assert!(r.body_str().ends_with(" status 500"), "request {i}: {r:?}");
+    }
+    assert!(a.requests() + b.requests() >= before + 6);
+}
+
+#[test]
+fn answers_503_when_every_target_failed_its_last_health_check() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::Status(500));
+    b.set_mode(Mode::Status(500));
+    let lb = start_balancer(
+        &[&a, &b],
+        &["--health-interval", CHECK_EVERY, "--fall", "1"],
+    );
+    let mut c = Client::connect(lb.addr());
+    assert_eq!(c.request("GET", "/", &[], b"").status, 500);
+
+    a.set_healthy(false);
+    b.set_healthy(false);
+    // Checks go in rounds: once a target answered its second failing check,
+    // the balancer has taken in the first.
+    for t in [&a, &b] {
+        assert!(
+            wait_for(ROUNDS_WAIT, || trailing(&t.health_answers(), false) >= 2),
+            "{}: {:?}",
+            t.name(),
+            t.health_answers()
+        );
+    }
+    let before = a.requests() + b.requests();
+    let r = c.request("GET", "/", &[], b"");
+    assert_eq!(r.status, 503, "{r:?}");
+    assert_eq!(r.body_str().trim_end(), "no healthy target");
+    assert_eq!(a.requests() + b.requests(), before);
+}
+
+// ---------------------------------------------------------------------------
+// Retry budget: --retry-budget, --retry-floor
+// ---------------------------------------------------------------------------
+
+/// Two targets answering 500, `--retries 1 --retry-floor 0` and this
+/// budget, 100 sequential requests: the attempts the targets saw, and the
+/// balancer.
+fn attempts_of_100_requests(budget: &str) -> (usize, Balancer) {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::Status(500));
+    b.set_mode(Mode::Status(500));
+    let lb = start_balancer(
+        &[&a, &b],
+        &[
+            "--retries",
+            "1",
+            "--retry-floor",
+            "0",
+            "--retry-budget",
+            budget,
+            "--admin",
+            "127.0.0.1:0",
+        ],
+    );
+    let mut c = Client::connect(lb.addr());
+    for i in 0..100 {
+        let r = c.request("GET", "/", &[], b"");
+        assert_eq!(r.status, 500, "request {i}: {}", r.body_str());
+        assert!(r.body_str().ends_with(" status 500"), "request {i}: {r:?}");
+    }
+    (a.requests() + b.requests(), lb)
+}
+
+#[test]
+fn the_retry_budget_caps_retries_at_its_share_of_requests() {
+    let (attempts, lb) = attempts_of_100_requests("20");
+    assert!(attempts >= 100, "{attempts} attempts");
+    assert!(attempts <= 100 + 20 + 2, "{attempts} attempts");
+    let refused = metric(&lb, "lb_retry_budget_refused_total", "");
+    assert!(refused > 0.0, "lb_retry_budget_refused_total {refused}");
+}
+
+#[test]
+fn a_retry_budget_of_100_percent_retries_every_request() {
+    let (attempts, _lb) = attempts_of_100_requests("100");
+    assert!(attempts >= 190, "{attempts} attempts");
+}
+
+// ---------------------------------------------------------------------------
+// Algorithms: --algorithm, weights
+// ---------------------------------------------------------------------------
+
+/// The share of 150 requests (6 clients, 25 each, at once) that goes to the
+/// slow one of three targets (30 ms per answer) under `algorithm`.
+fn slow_share(algorithm: &str) -> f64 {
+    const CLIENTS: usize = 6;
+    const EACH: usize = 25;
+    let fast1 = Backend::start("F1");
+    let slow = Backend::start("S");
+    let fast2 = Backend::start("F2");
+    slow.set_mode(Mode::Delay(Duration::from_millis(30)));
+    let lb = start_balancer(&[&fast1, &slow, &fast2], &["--algorithm", algorithm]);
+    let addr = lb.addr();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                (0..EACH)
+                    .map(|_| c.request("GET", "/", &[], b"").status)
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    for (i, client) in clients.into_iter().enumerate() {
+        let statuses = client.join().expect("client thread");
+        assert!(
+            statuses.iter().all(|&s| s == 200),
+            "{algorithm}, client {i}: {statuses:?}"
+        );
+    }
+    let total = fast1.requests() + slow.requests() + fast2.requests();
+    assert_eq!(total, CLIENTS * EACH, "{algorithm}");
+    slow.requests() as f64 / total as f64
+}
+
+#[test]
+fn round_robin_gives_a_slow_target_its_full_share() {
+    let share = slow_share("round-robin");
+    assert!(share >= 0.25, "the slow target got {share:.3}");
+}
+
+#[test]
+fn least_connections_and_p2c_ewma_steer_away_from_a_slow_target() {
+    let round_robin = slow_share("round-robin");
+    for algorithm in ["least-connections", "p2c-ewma"] {
+        let share = slow_share(algorithm);
+        assert!(
+            share < round_robin / 2.0,
+            "{algorithm}: the slow target got {share:.3}, round robin gave it {round_robin:.3}"
+        );
+    }
+}
+
+#[test]
+fn weighted_splits_3_to_1_in_a_smooth_rotation() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    let lb = start_specs(
+        &[weighted(&a, 3), b.addr().to_string()],
+        &["--algorithm", "weighted"],
+    );
+    assert_smooth_3_to_1(&names_on_one_connection(&lb, 40));
+}
+
+#[test]
+fn weighted_takes_weights_from_a_targets_file() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    let file = TempFile::with(
+        "weights",
+        &format!(
+            "# weights\n{}  # A\n\n{}\n",
+            weighted(&a, 3),
+            weighted(&b, 1)
+        ),
+    );
+    let lb = Balancer::start(&[
+        "--targets-file",
+        file.arg(),
+        "--workers",
+        "1",
+        "--health-interval",
+        "60s",
+        "--algorithm",
+        "weighted",
+    ]);
+    assert_smooth_3_to_1(&names_on_one_connection(&lb, 40));
+}
+
+/// Three targets, the middle one failing its health checks from the start:
+/// it gets none of 30 requests under `algorithm`.
+fn never_picks_a_degraded_target(algorithm: &str) {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    let c = Backend::start("C");
+    b.set_healthy(false);
+    let lb = start_balancer(&[&a, &b, &c], &["--algorithm", algorithm]);
+    let names = names_on_one_connection(&lb, 30);
+    assert_eq!(b.requests(), 0, "{algorithm}: {names:?}");
+    assert_eq!(count(&names, "A") + count(&names, "C"), 30, "{algorithm}");
+}
+
+#[test]
+fn round_robin_never_picks_a_degraded_target() {
+    never_picks_a_degraded_target(ALGORITHMS[0]);
+}
+
+#[test]
+fn weighted_never_picks_a_degraded_target() {
+    never_picks_a_degraded_target(ALGORITHMS[1]);
+}
+
+#[test]
+fn least_connections_never_picks_a_degraded_target() {
+    never_picks_a_degraded_target(ALGORITHMS[2]);
+}
+
+#[test]
+fn p2c_ewma_never_picks_a_degraded_target() {
+    never_picks_a_degraded_target(ALGORITHMS[3]);
+}
+
+// ---------------------------------------------------------------------------
+// Slow start: --slow-start
+// ---------------------------------------------------------------------------
+
+#[test]
+fn a_target_that_comes_back_gets_a_small_share_during_slow_start() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    let lb = start_balancer(
+        &[&a, &b],
+        &[
+            "--slow-start",
+            "60s",
+            "--rise",
+            "1",
+            "--fall",
+            "1",
+            "--health-interval",
+            CHECK_EVERY,
+        ],
+    );
+    // Targets there at start-up get their full share at once.
+    let names = names_on_one_connection(&lb, 4);
+    assert_eq!(count(&names, "B"), 2, "{names:?}");
+
+    let down = transition(&b, "healthy", "degraded");
+    let up = transition(&b, "degraded", "healthy");
+    let (downs, ups) = (count_log(&lb, &down), count_log(&lb, &up));
+    b.set_healthy(false);
+    expect_another_log(&lb, &down, downs, ROUNDS_WAIT);
+    b.set_healthy(true);
+    expect_another_log(&lb, &up, ups, ROUNDS_WAIT);
+
+    // Without slow start, round robin would give B 20 of these.
+    let names = names_on_one_connection(&lb, 40);
+    assert!(count(&names, "B") < 10, "{names:?}");
+}
+
+// ---------------------------------------------------------------------------
+// /targets
+// ---------------------------------------------------------------------------
+
+#[test]
+fn targets_json_shows_each_state_and_weight() {
+    let up = Backend::start("up");
+    let down = Backend::start("down");
+    let out = Backend::start("out");
+    down.set_healthy(false);
+    out.set_mode(Mode::Status(503));
+    let lb = start_specs(
+        &[weighted(&up, 3), name(&down), name(&out)],
+        &[
+            "--admin",
+            "127.0.0.1:0",
+            "--eject-after",
+            "1",
+            "--eject-time",
+            "60s",
+        ],
+    );
+    let mut c = Client::connect(lb.addr());
+    send_until(&mut c, 10, || out.requests() >= 1);
+    expect_log(
+        &lb,
+        &format!("health: {} healthy -> ejected", name(&out)),
+        WAIT,
+    );
+
+    for (b, state, weight) in [
+        (&up, "healthy", "3"),
+        (&down, "degraded", "1"),
+        (&out, "ejected", "1"),
+    ] {
+        let object = target_json(&lb, b);
+        let want_state = format!("\"{state}\"");
+        assert_eq!(
+            json_field(&object, "state"),
+            Some(want_state.as_str()),
+            "{object}"
+        );
+        assert_eq!(json_field(&object, "weight"), Some(weight), "{object}");
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Command-line errors
+// ---------------------------------------------------------------------------
+
+/// Asserts a run failed with exit status 2 and exactly one line on stderr
+/// that contains each of `want` and points to --help.
+fn assert_flag_error(args: &[&str], want: &[&str]) {
+    let out = Balancer::run(args);
+    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: not one line: {:?}", out.stderr);
+    for w in want {
+        assert!(lines[0].contains(w), "{args:?}: {:?} lacks {w:?}", lines[0]);
+    }
+    assert!(
+        lines[0].contains("--help"),
+        "{args:?}: no hint: {:?}",
+        lines[0]
+    );
+    assert!(
+        !out.stderr.contains("panicked"),
+        "{args:?}: {:?}",
+        out.stderr
+    );
+}
+
+#[test]
+fn bad_policy_flags_get_one_line_and_exit_status_2() {
+    let b = "127.0.0.1:1";
+    let run = |more: &[&str], want: &[&str]| {
+        let mut args = vec!["-p", "0", "-b", b];
+        args.extend_from_slice(more);
+        assert_flag_error(&args, want);
+    };
+    run(&["--algorithm", "fastest"], &["--algorithm", "fastest"]);
+    run(&["--rise", "0"], &["--rise"]);
+    run(&["--fall", "0"], &["--fall"]);
+    run(&["--retry-budget", "150"], &["--retry-budget", "150"]);
+    run(&["--slow-start", "soon"], &["--slow-start", "soon"]);
+    assert_flag_error(&["-p", "0", "-b", "127.0.0.1:1,weight=0"], &["weight"]);
+    assert_flag_error(&["-p", "0", "-b", "127.0.0.1:1,wieght=2"], &["wieght"]);
+}
+
+#[test]
+fn good_policy_flags_are_taken() {
+    let a = Backend::start("A");
+    let lb = start_specs(
+        &[weighted(&a, 1000)],
+        &[
+            "--algorithm",
+            "p2c-ewma",
+            "--rise",
+            "1",
+            "--fall",
+            "5",
+            "--eject-after",
+            "0",
+            "--eject-time",
+            "1s",
+            "--retry-budget",
+            "20%",
+            "--retry-floor",
+            "0",
+            "--retry-backoff",
+            "5ms",
+            "--slow-start",
+            "2s",
+        ],
+    );
+    assert_eq!(names_on_one_connection(&lb, 2), ["A", "A"]);
+    for more in [
+        ["--algorithm", "least-connections"],
+        ["--retry-budget", "0"],
+        ["--retry-budget", "100"],
+    ] {
+        let lb = start_specs(&[name(&a)], &more);
+        assert_eq!(names_on_one_connection(&lb, 1), ["A"], "{more:?}");
+    }
+}
