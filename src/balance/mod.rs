@@ -1,16 +1,19 @@
 //! Target selection: the shared health bitmap and, per worker, the ways to
-//! pick a target over it: round robin and smooth weighted round robin.
+//! pick a target over it: round robin, smooth weighted round robin and
+//! weighted least connections.
 //! Pure code over atomics; no IO, no locks, no allocation when picking.
 //!
 //! A candidate is a slot whose health bit is set and that the request has
 //! not already tried; every pick returns one, or None when there is none.
 
 mod health;
+mod least_connections;
 mod rng;
 mod round_robin;
 mod weighted;
 
 pub use health::HealthBitmap;
+pub use least_connections::LeastConnections;
 pub use rng::Rng;
 pub use round_robin::{next_healthy, RoundRobin};
 pub use weighted::SmoothWeighted;
