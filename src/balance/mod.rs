@@ -1,6 +1,6 @@
 //! Target selection: the shared health bitmap and, per worker, the ways to
-//! pick a target over it: round robin, smooth weighted round robin and
-//! weighted least connections.
+//! pick a target over it: round robin, smooth weighted round robin, weighted
+//! least connections, and power of two choices over peak-EWMA latency.
 //! Pure code over atomics; no IO, no locks, no allocation when picking.
 //!
 //! A candidate is a slot whose health bit is set and that the request has
@@ -8,12 +8,14 @@
 
 mod health;
 mod least_connections;
+mod p2c;
 mod rng;
 mod round_robin;
 mod weighted;
 
 pub use health::HealthBitmap;
 pub use least_connections::LeastConnections;
+pub use p2c::{P2c, PeakEwma, DEFAULT_DECAY_NS};
 pub use rng::Rng;
 pub use round_robin::{next_healthy, RoundRobin};
 pub use weighted::SmoothWeighted;
