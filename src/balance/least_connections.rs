@@ -35,7 +35,13 @@ impl LeastConnections {
             return None;
         }
         debug_assert!(in_flight.len() >= len && weights.len() >= len);
-        let start = self.cursor % len;
+        // The cursor is past the last pick, so below `len` unless that was
+        // the last slot or the slots shrank; spare the division otherwise.
+        let start = if self.cursor < len {
+            self.cursor
+        } else {
+            self.cursor % len
+        };
         let words = health.word_count();
         let first = start / 64;
         let at_or_after_start = !0u64 << (start % 64);
@@ -44,7 +50,10 @@ impl LeastConnections {
         // the following words (wrapping round), then the bits below it.
         let mut best: Option<(usize, u64, u64)> = None;
         for step in 0..=words {
-            let w = (first + step) % words;
+            let w = match first + step {
+                w if w >= words => w - words,
+                w => w,
+            };
             let mut bits = health.word(w) & !tried_mask(w, tried);
             if step == 0 {
                 bits &= at_or_after_start;
