@@ -5,7 +5,9 @@
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BenchmarkId, Criterion, Throughput};
-use load_balancer::balance::{HealthBitmap, RoundRobin};
+use load_balancer::balance::{
+    HealthBitmap, LeastConnections, P2c, PeakEwma, RoundRobin, SmoothWeighted, DEFAULT_DECAY_NS,
+};
 use load_balancer::http::{parse_request, parse_response, ChunkedScanner};
 
 /// What wrk sends.
@@ -84,6 +86,43 @@ fn picking(c: &mut Criterion) {
         let rr = RoundRobin::new(0);
         g.bench_with_input(BenchmarkId::new("round_robin", targets), &health, |b, h| {
             b.iter(|| rr.pick(black_box(h), &[]).unwrap())
+        });
+    }
+    for targets in [4usize, 1000] {
+        // Every target healthy, with uneven weights, loads and latencies.
+        let health = HealthBitmap::new(targets);
+        for i in 0..targets {
+            health.mark_healthy(i);
+        }
+        let weights: Vec<u32> = (0..targets).map(|i| 1 + i as u32 % 4).collect();
+        let in_flight: Vec<u32> = (0..targets).map(|i| i as u32 * 7 % 5).collect();
+        let ewma: Vec<PeakEwma> = (0..targets)
+            .map(|i| PeakEwma::new(1e6 * (1 + i % 3) as f64, 0))
+            .collect();
+
+        let mut weighted = SmoothWeighted::new(targets);
+        g.bench_with_input(BenchmarkId::new("weighted", targets), &health, |b, h| {
+            b.iter(|| weighted.pick(black_box(h), &weights, &[]).unwrap())
+        });
+        let mut least = LeastConnections::new(0);
+        g.bench_with_input(
+            BenchmarkId::new("least_connections", targets),
+            &health,
+            |b, h| b.iter(|| least.pick(black_box(h), &in_flight, &weights, &[]).unwrap()),
+        );
+        let mut p2c = P2c::new(1);
+        g.bench_with_input(BenchmarkId::new("p2c_ewma", targets), &health, |b, h| {
+            b.iter(|| {
+                p2c.pick(
+                    black_box(h),
+                    &ewma,
+                    &in_flight,
+                    1_000_000,
+                    DEFAULT_DECAY_NS,
+                    &[],
+                )
+                .unwrap()
+            })
         });
     }
     g.finish();

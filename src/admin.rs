@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
 
+use crate::balance::Standing;
 use crate::config::read_targets_file;
 use crate::stream::{deadline, read_more, write_all};
 use crate::targets::Change;
@@ -185,6 +186,8 @@ struct Row {
     name: String,
     addr: String,
     healthy: bool,
+    standing: Standing,
+    weight: u32,
     in_flight: u64,
 }
 
@@ -203,6 +206,8 @@ fn rows(shared: &Shared) -> Vec<Row> {
                 name: slot.target.name.clone(),
                 addr: slot.target.addr.to_string(),
                 healthy: shared.targets.health.is_healthy(i),
+                standing: shared.targets.standing(i),
+                weight: slot.target.weight,
                 in_flight,
             })
         })
@@ -212,8 +217,8 @@ fn rows(shared: &Shared) -> Vec<Row> {
 fn targets_text(shared: &Shared) -> String {
     let mut out = String::from("target address health in_flight\n");
     for r in rows(shared) {
-        let health = if r.healthy { "healthy" } else { "degraded" };
-        let _ = writeln!(out, "{} {} {health} {}", r.name, r.addr, r.in_flight);
+        let state = r.standing.as_str();
+        let _ = writeln!(out, "{} {} {state} {}", r.name, r.addr, r.in_flight);
     }
     out
 }
@@ -223,10 +228,12 @@ fn targets_json(shared: &Shared) -> String {
         .into_iter()
         .map(|r| {
             format!(
-                "{{\"target\":\"{}\",\"address\":\"{}\",\"healthy\":{},\"in_flight\":{}}}",
+                "{{\"target\":\"{}\",\"address\":\"{}\",\"healthy\":{},\"state\":\"{}\",\"weight\":{},\"in_flight\":{}}}",
                 json_escape(&r.name),
                 json_escape(&r.addr),
                 r.healthy,
+                r.standing.as_str(),
+                r.weight,
                 r.in_flight
             )
         })

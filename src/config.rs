@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use crate::log::Level;
-use crate::targets::{parse_targets_file, Target};
+use crate::targets::{parse_target, parse_targets_file, Target};
 
 /// Largest request body buffered whole so that it can be replayed on another
 /// target after a 500 or a reset. A larger body is streamed and not replayed.
@@ -37,13 +37,28 @@ Usage: load-balancer -p <port> -b <host:port> [-b <host:port> ...] [options]
 
 Options:
   -p, --port <port>              port to listen on (0 picks a free one)
-  -b, --backend <host:port>      a target server; repeat for more (names resolved once)
+  -b, --backend <host:port>      a target server; repeat for more (names resolved once);
+                                 host:port,weight=N gives it N shares (1-1000) [default: 1]
+      --algorithm <name>         round-robin, weighted, least-connections or p2c-ewma
+                                 [default: round-robin]
       --bind <ip>                address to listen on [default: 0.0.0.0]
       --workers <n>              worker threads, one per core [default: every core]
       --health-interval <dur>    time between health checks [default: 1s]
       --health-path <path>       health check path [default: /_health]
       --health-timeout <dur>     deadline of one health check [default: 1s, at most the interval]
+      --rise <n>                 passing checks in a row before a degraded target is healthy [default: 2]
+      --fall <n>                 failing checks in a row before a healthy target is degraded [default: 3]
+      --eject-after <n>          5xx answers or failed connects in a row (per worker) that eject a
+                                 target between checks; 0 turns ejection off [default: 5]
+      --eject-time <dur>         first ejection's length, doubled for each one in a row up to 300s
+                                 [default: 10s]
+      --slow-start <dur>         a returning target's share grows from 0 to full over this [default: off]
       --retries <n>              further attempts, each on another target [default: 2]
+      --retry-budget <percent>   retries allowed per worker, as a share of its requests over the
+                                 last 10s [default: 20%]
+      --retry-floor <n>          retries a second each worker may make whatever the budget [default: 10]
+      --retry-backoff <dur>      base of the jittered wait before the second and later retries of a
+                                 request [default: 10ms]
       --max-header-bytes <bytes> longest request head; longer is 431 (414 for the line alone) [default: 16384]
       --client-header-timeout <dur>  deadline to receive a whole request head: 408 [default: 10s]
       --idle-timeout <dur>       idle keep-alive time on both sides, and the longest stall
@@ -91,6 +106,24 @@ pub struct Config {
     pub health_path: String,
     pub health_timeout: Duration,
     pub retries: usize,
+    /// How a target is picked.
+    pub algorithm: Algorithm,
+    /// Passing (`rise`) or failing (`fall`) checks in a row that change a
+    /// target's state.
+    pub rise: u32,
+    pub fall: u32,
+    /// Failures in a row on live traffic (per worker) that eject a target;
+    /// 0 is off.
+    pub eject_after: u32,
+    /// Length of a first ejection.
+    pub eject_time: Duration,
+    pub slow_start: Option<Duration>,
+    /// Retries a worker may make: `retry_budget`% of its requests over the
+    /// last ten seconds, plus `retry_floor` a second.
+    pub retry_budget: u32,
+    pub retry_floor: u32,
+    /// Base of the backoff before the second and later retries.
+    pub retry_backoff: Duration,
     /// Longest request head (request line and fields).
     pub max_header_bytes: usize,
     /// Deadline to receive a whole request head, from its first byte.
@@ -105,6 +138,36 @@ pub struct Config {
     pub max_connections: usize,
     pub pool_size: usize,
     pub max_replay_body: usize,
+}
+
+/// How a target is picked for a request (`--algorithm`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    RoundRobin,
+    Weighted,
+    LeastConnections,
+    P2cEwma,
+}
+
+impl Algorithm {
+    pub fn parse(s: &str) -> Option<Algorithm> {
+        Some(match s {
+            "round-robin" => Algorithm::RoundRobin,
+            "weighted" => Algorithm::Weighted,
+            "least-connections" => Algorithm::LeastConnections,
+            "p2c-ewma" => Algorithm::P2cEwma,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Algorithm::RoundRobin => "round-robin",
+            Algorithm::Weighted => "weighted",
+            Algorithm::LeastConnections => "least-connections",
+            Algorithm::P2cEwma => "p2c-ewma",
+        }
+    }
 }
 
 /// Where access log lines go.
@@ -205,6 +268,15 @@ fn value_num(parser: &mut lexopt::Parser, flag: &str) -> Result<usize, ConfigErr
         .map_err(|_| ConfigError(format!("{flag}: '{v}' is not a whole number")))
 }
 
+/// A whole number of at least `min` that fits in 32 bits.
+fn value_count(parser: &mut lexopt::Parser, flag: &str, min: u32) -> Result<u32, ConfigError> {
+    let n = value_num(parser, flag)?;
+    match u32::try_from(n) {
+        Ok(n) if n >= min => Ok(n),
+        _ => err(format!("{flag} must be from {min} to {}", u32::MAX)),
+    }
+}
+
 fn value_duration(parser: &mut lexopt::Parser, flag: &str) -> Result<Duration, ConfigError> {
     let v = value_str(parser, flag)?;
     match parse_duration(&v) {
@@ -231,6 +303,15 @@ where
     let mut health_path = "/_health".to_string();
     let mut health_timeout = None;
     let mut retries = 2;
+    let mut algorithm = Algorithm::RoundRobin;
+    let mut rise = 2;
+    let mut fall = 3;
+    let mut eject_after = 5;
+    let mut eject_time = Duration::from_secs(10);
+    let mut slow_start = None;
+    let mut retry_budget = 20;
+    let mut retry_floor = 10;
+    let mut retry_backoff = Duration::from_millis(10);
     let mut max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
     let mut client_header_timeout = Duration::from_secs(10);
     let mut idle_timeout = Duration::from_secs(60);
@@ -293,6 +374,42 @@ where
                 health_timeout = Some(value_duration(&mut parser, "--health-timeout")?)
             }
             Long("retries") => retries = value_num(&mut parser, "--retries")?,
+            Long("algorithm") => {
+                let v = value_str(&mut parser, "--algorithm")?;
+                algorithm = Algorithm::parse(&v).ok_or_else(|| {
+                    ConfigError(format!(
+                        "--algorithm: '{v}' is not round-robin, weighted, least-connections or p2c-ewma"
+                    ))
+                })?;
+            }
+            Long("rise") => rise = value_count(&mut parser, "--rise", 1)?,
+            Long("fall") => fall = value_count(&mut parser, "--fall", 1)?,
+            Long("eject-after") => eject_after = value_count(&mut parser, "--eject-after", 0)?,
+            Long("eject-time") => eject_time = value_duration(&mut parser, "--eject-time")?,
+            Long("slow-start") => slow_start = Some(value_duration(&mut parser, "--slow-start")?),
+            Long("retry-budget") => {
+                let v = value_str(&mut parser, "--retry-budget")?;
+                retry_budget = v
+                    .strip_suffix('%')
+                    .unwrap_or(&v)
+                    .parse()
+                    .ok()
+                    .filter(|p| *p <= 100)
+                    .ok_or_else(|| {
+                        ConfigError(format!(
+                            "--retry-budget: '{v}' is not a percentage from 0 to 100"
+                        ))
+                    })?;
+            }
+            Long("retry-floor") => retry_floor = value_count(&mut parser, "--retry-floor", 0)?,
+            Long("retry-backoff") => {
+                let v = value_str(&mut parser, "--retry-backoff")?;
+                retry_backoff = parse_duration(&v).ok_or_else(|| {
+                    ConfigError(format!(
+                        "--retry-backoff: '{v}' is not a duration such as 10ms or 0ms"
+                    ))
+                })?;
+            }
             Long("connect-timeout") => {
                 connect_timeout = value_duration(&mut parser, "--connect-timeout")?
             }
@@ -363,15 +480,12 @@ where
     };
     let backends = backend_names
         .into_iter()
-        .map(|name| {
-            let addr = resolve_backend(&name).map_err(ConfigError)?;
-            Ok(Target { name, addr })
-        })
+        .map(|spec| parse_target(&spec, resolve_backend).map_err(ConfigError))
         .collect::<Result<Vec<_>, ConfigError>>()?;
     if let Some(dup) = backends
         .iter()
         .enumerate()
-        .find(|(i, b)| backends[..*i].contains(b))
+        .find(|(i, b)| backends[..*i].iter().any(|o| o.same(b)))
     {
         return err(format!("backend '{}' is given twice", dup.1.name));
     }
@@ -379,7 +493,10 @@ where
         Some(path) => read_targets_file(path).map_err(ConfigError)?,
         None => Vec::new(),
     };
-    if let Some(dup) = file_targets.iter().find(|t| backends.contains(t)) {
+    if let Some(dup) = file_targets
+        .iter()
+        .find(|t| backends.iter().any(|b| b.same(t)))
+    {
         return err(format!(
             "'{}' is both a -b backend and in the targets file",
             dup.name
@@ -412,6 +529,15 @@ where
         health_path,
         health_timeout,
         retries,
+        algorithm,
+        rise,
+        fall,
+        eject_after,
+        eject_time,
+        slow_start,
+        retry_budget,
+        retry_floor,
+        retry_backoff,
         max_header_bytes,
         client_header_timeout,
         idle_timeout,

@@ -43,6 +43,7 @@ pub mod config;
 pub mod http;
 pub mod metrics;
 pub mod proxy;
+pub mod retry;
 pub mod runtime;
 pub mod signals;
 pub mod stream;

@@ -101,6 +101,10 @@ pub struct WorkerMetrics {
     pub pooled: Counter,
     /// Per target slot.
     pub targets: Box<[TargetCounters]>,
+    /// Retries the retry budget refused.
+    pub retries_refused: Counter,
+    /// Retries the budget allows now (a gauge, set every tick).
+    pub retry_budget: Counter,
     /// Request durations: per bucket (not cumulative; the last is +Inf).
     durations: [Counter; BUCKETS_US.len() + 1],
     duration_sum_us: Counter,
@@ -112,6 +116,8 @@ impl WorkerMetrics {
             open: Counter::default(),
             pooled: Counter::default(),
             targets: (0..slots).map(|_| TargetCounters::default()).collect(),
+            retries_refused: Counter::default(),
+            retry_budget: Counter::default(),
             durations: Default::default(),
             duration_sum_us: Counter::default(),
         }
@@ -277,6 +283,51 @@ impl Metrics {
 
         header(
             &mut out,
+            "lb_target_ejected",
+            "gauge",
+            "1 while the target is ejected for failing live traffic, else 0.",
+        );
+        for (i, target, _) in &named {
+            let v = u8::from(targets.standing(*i) == crate::balance::Standing::Ejected);
+            let _ = writeln!(out, "lb_target_ejected{{target=\"{target}\"}} {v}");
+        }
+        header(
+            &mut out,
+            "lb_target_ejections_total",
+            "counter",
+            "Times the target was ejected for failing live traffic.",
+        );
+        for (i, target, _) in &named {
+            let v = targets.ejections(*i);
+            let _ = writeln!(out, "lb_target_ejections_total{{target=\"{target}\"}} {v}");
+        }
+        header(
+            &mut out,
+            "lb_retry_budget_refused_total",
+            "counter",
+            "Retries the retry budget refused: the failure went to the client.",
+        );
+        let _ = writeln!(
+            out,
+            "lb_retry_budget_refused_total {}",
+            sum(&|w| w.retries_refused.get())
+        );
+        header(
+            &mut out,
+            "lb_worker_retry_budget_available",
+            "gauge",
+            "Retries the worker's retry budget allows now.",
+        );
+        for (id, w) in self.workers.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "lb_worker_retry_budget_available{{worker=\"{id}\"}} {}",
+                w.retry_budget.get()
+            );
+        }
+
+        header(
+            &mut out,
             "lb_worker_open_connections",
             "gauge",
             "Open client connections on the worker.",
@@ -392,6 +443,7 @@ mod tests {
         let t = |port: u16| Target {
             name: format!("127.0.0.1:{port}"),
             addr: ([127, 0, 0, 1], port).into(),
+            weight: 1,
         };
         Targets::new(vec![t(1), t(2)], vec![], 4)
     }

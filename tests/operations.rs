@@ -688,9 +688,10 @@ fn targets_json(rows: &[(&Backend, bool, u64)]) -> String {
         .iter()
         .map(|(b, healthy, in_flight)| {
             format!(
-                "{{\"target\":\"{}\",\"address\":\"{}\",\"healthy\":{healthy},\"in_flight\":{in_flight}}}",
+                "{{\"target\":\"{}\",\"address\":\"{}\",\"healthy\":{healthy},\"state\":\"{}\",\"weight\":1,\"in_flight\":{in_flight}}}",
                 name(b),
-                b.addr()
+                b.addr(),
+                if *healthy { "healthy" } else { "degraded" }
             )
         })
         .collect();

@@ -40,7 +40,7 @@ impl RoundRobin {
 
 /// Bits of word `w` that belong to targets in `tried`.
 #[inline]
-fn tried_mask(w: usize, tried: &[u32]) -> u64 {
+pub(super) fn tried_mask(w: usize, tried: &[u32]) -> u64 {
     tried
         .iter()
         .filter(|&&t| t as usize / 64 == w)

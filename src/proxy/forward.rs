@@ -16,7 +16,7 @@ use super::{ClientConn, Next};
 use crate::access_log::Entry;
 use crate::http::{BodyProgress, Error, Framing, RequestHead, ResponseHead};
 use crate::stream::{connect, IoFail};
-use crate::worker::{Worker, RESPONSE_BUF};
+use crate::worker::{Failure, Worker, RESPONSE_BUF};
 
 /// How one attempt on one target ended.
 enum Attempt {
@@ -48,6 +48,8 @@ pub(super) struct Exchange<'a> {
     /// The status the client got, and from which target (for the log).
     status: u16,
     answered_by: Option<usize>,
+    /// The retry after this attempt has been taken from the budget.
+    retry_granted: bool,
 }
 
 /// Forwards one request and relays its answer.
@@ -69,6 +71,7 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHe
         last_500: None,
         status: 0,
         answered_by: None,
+        retry_granted: false,
     };
     let started = worker.timing().then(Instant::now);
     conn.sent = 0;
@@ -109,22 +112,30 @@ impl Exchange<'_> {
     }
 
     async fn run(&mut self, conn: &mut ClientConn<'_>) -> Next {
-        let shared = self.worker.shared;
-        let attempts = 1 + shared.config.retries;
-        self.worker.refresh_targets();
+        let worker = self.worker;
+        worker.refresh_targets();
+        worker.record_request();
         conn.tried.clear();
         let mut last_error = Error::NoHealthyTarget;
-        while conn.tried.len() < attempts {
-            let Some(target) = self.worker.rr.pick(shared.health(), &conn.tried) else {
+        loop {
+            if conn.tried.len() >= 2 {
+                let wait = worker.backoff(conn.tried.len());
+                if !wait.is_zero() {
+                    monoio::time::sleep(wait).await;
+                }
+            }
+            let Some(target) = worker.pick(&mut conn.tried) else {
                 break;
             };
             conn.tried.push(target as u32);
-            let counters = self.worker.metrics.map(|m| &m.targets[target]);
+            let counters = worker.metrics.map(|m| &m.targets[target]);
             if let Some(c) = counters {
                 c.requests.add(1);
                 c.in_flight.add(1);
             }
+            worker.attempt_started(target);
             let outcome = self.attempt(conn, target).await;
+            worker.attempt_finished(target);
             if let Some(c) = counters {
                 c.in_flight.sub(1);
                 if matches!(outcome, Attempt::Retry(_)) {
@@ -136,6 +147,9 @@ impl Exchange<'_> {
                 Attempt::Retry(e) => last_error = e,
                 Attempt::Fail(e, close) => return self.answer(conn, e, close).await,
             }
+            if !std::mem::take(&mut self.retry_granted) && !self.may_retry(conn) {
+                break;
+            }
         }
         if let Some((head, mut buf, target)) = self.last_500.take() {
             (self.status, self.answered_by) = (head.status, Some(target));
@@ -143,6 +157,15 @@ impl Exchange<'_> {
             return relayed.next;
         }
         self.answer(conn, last_error, false).await
+    }
+
+    /// Whether the request may go to another target: attempts are left,
+    /// there is a target to go to, and the retry budget allows it (which
+    /// takes a retry from it).
+    fn may_retry(&self, conn: &ClientConn<'_>) -> bool {
+        conn.tried.len() < 1 + self.worker.config().retries
+            && self.worker.has_candidate(&conn.tried)
+            && self.worker.try_retry()
     }
 
     /// Answers an error the balancer makes itself. The connection closes
@@ -163,8 +186,6 @@ impl Exchange<'_> {
     }
 
     async fn attempt(&mut self, conn: &mut ClientConn<'_>, target: usize) -> Attempt {
-        let shared = self.worker.shared;
-        let config = &shared.config;
         let now = self.worker.coarse_now();
         // A body that is streamed can be sent only once: check the pooled
         // connection is open before trusting it with the request.
@@ -180,7 +201,7 @@ impl Exchange<'_> {
             },
         };
         let head = loop {
-            match self.send_and_read_head(conn, &mut stream).await {
+            let fail = match self.send_and_read_head(conn, &mut stream).await {
                 Ok(head) => break head,
                 // A kept-alive connection the target had closed: it saw
                 // nothing, so send again on a fresh connection.
@@ -190,36 +211,57 @@ impl Exchange<'_> {
                         Ok(stream) => stream,
                         Err(e) => return e,
                     };
+                    continue;
                 }
-                Err(SendFail::NothingBack) if self.replayable() => {
-                    return Attempt::Retry(Error::TargetUnreachable)
-                }
-                Err(SendFail::NothingBack) => return Attempt::Fail(Error::TargetUnreachable, true),
-                Err(SendFail::TimedOut) => {
-                    if let Some(m) = self.worker.metrics {
-                        m.targets[target].timeouts.add(1);
-                    }
-                    return Attempt::Fail(Error::TargetTimeout, !self.replayable());
-                }
-                Err(SendFail::Invalid) => {
-                    return Attempt::Fail(Error::BadResponse, !self.replayable())
-                }
-                Err(SendFail::Upstream) => return Attempt::Fail(Error::TargetFailed, true),
                 Err(SendFail::Client(ClientFail::Answer(e))) => {
                     return Attempt::Finished(Next::Reject(e))
                 }
                 Err(SendFail::Client(ClientFail::Gone)) => return Attempt::Finished(Next::Close),
-            }
+                Err(fail) => fail,
+            };
+            let (failure, outcome) = match fail {
+                SendFail::NothingBack if self.replayable() => (
+                    Failure::NoResponse,
+                    Attempt::Retry(Error::TargetUnreachable),
+                ),
+                SendFail::NothingBack => (
+                    Failure::NoResponse,
+                    Attempt::Fail(Error::TargetUnreachable, true),
+                ),
+                SendFail::TimedOut => {
+                    if let Some(m) = self.worker.metrics {
+                        m.targets[target].timeouts.add(1);
+                    }
+                    (
+                        Failure::ResponseTimeout,
+                        Attempt::Fail(Error::TargetTimeout, !self.replayable()),
+                    )
+                }
+                SendFail::Invalid => (
+                    Failure::InvalidResponse,
+                    Attempt::Fail(Error::BadResponse, !self.replayable()),
+                ),
+                SendFail::Upstream | SendFail::Client(_) => {
+                    (Failure::Broken, Attempt::Fail(Error::TargetFailed, true))
+                }
+            };
+            self.worker.target_failed(target, failure);
+            return outcome;
         };
 
         if let Some(m) = self.worker.metrics {
             m.targets[target].response(head.status);
         }
+        if head.status >= 500 {
+            self.worker
+                .target_failed(target, Failure::Status(head.status));
+        } else {
+            self.worker.target_succeeded(target);
+        }
         if head.status == 500 {
             self.worker.degrade(target, "answered 500");
-            let more = conn.tried.len() < 1 + config.retries
-                && self.worker.rr.has_candidate(shared.health(), &conn.tried);
-            if more && self.replayable() {
+            if self.replayable() && self.may_retry(conn) {
+                self.retry_granted = true;
                 // Close this connection rather than drain it; keep the 500
                 // if it is whole, in case it has to be the answer after all.
                 if is_complete(&head, &self.resp) {
@@ -295,15 +337,20 @@ impl Exchange<'_> {
         match result {
             Ok(stream) => Ok(stream),
             Err(IoFail::Refused) => {
+                self.worker.target_failed(target, Failure::Refused);
                 self.worker.degrade(target, "connection refused");
                 self.worker.pool.borrow_mut().clear(target);
                 Err(Attempt::Retry(Error::TargetUnreachable))
             }
             Err(IoFail::TimedOut) => {
+                self.worker.target_failed(target, Failure::ConnectTimeout);
                 self.worker.degrade(target, "connect timed out");
                 Err(Attempt::Retry(Error::TargetTimeout))
             }
-            Err(_) => Err(Attempt::Retry(Error::TargetUnreachable)),
+            Err(_) => {
+                self.worker.target_failed(target, Failure::Refused);
+                Err(Attempt::Retry(Error::TargetUnreachable))
+            }
         }
     }
 }

@@ -12,6 +12,7 @@ use monoio::net::TcpStream;
 
 use crate::http::parse_response;
 use crate::stream::{connect, deadline, read_more, write_all, IoFail};
+use crate::targets::CheckOutcome;
 use crate::worker::Shared;
 
 /// Largest health-check response head read.
@@ -89,11 +90,12 @@ pub async fn check_one(addr: SocketAddr, host: &str, path: &str, limit: Duration
     }
 }
 
-/// Checks every target once, concurrently, and updates the bitmap, logging
-/// each change. The first round (`first`) logs only the targets found
-/// degraded, with why: all start degraded, and the start-up line lists them.
-/// A target that left the set (or whose slot changed hands) while its check
-/// ran is left alone.
+/// Checks every target once, concurrently, and records the results (see
+/// [`Targets::record_check`](crate::targets::Targets::record_check): rise
+/// and fall, ejections), logging each change. The first round (`first`)
+/// logs only the targets found degraded, with why: all start degraded, and
+/// the start-up line lists them. A target that left the set (or whose slot
+/// changed hands) while its check ran is left alone.
 pub async fn run_round(shared: &'static Shared, first: bool) {
     check(shared, None, first).await
 }
@@ -125,19 +127,48 @@ async fn check(shared: &'static Shared, only: Option<&[usize]>, first: bool) {
         .collect();
     for (i, slot, handle) in checks {
         let result = handle.await;
-        if !targets.holds(i, slot.gen) {
-            continue;
-        }
         let name = &slot.target.name;
-        if result.is_healthy() {
-            if targets.mark_healthy(i) && !first {
-                log!(info, "health: {name} degraded -> healthy ({result})");
+        match targets.record_check(i, slot.gen, result.is_healthy()) {
+            CheckOutcome::First(false) if first => {
+                log!(warn, "health: {name} is degraded at start ({result})")
             }
-        } else if first {
-            log!(warn, "health: {name} is degraded at start ({result})");
-        } else if targets.mark_degraded(i) {
-            log!(warn, "health: {name} healthy -> degraded ({result})");
+            CheckOutcome::First(true) if !first => {
+                log!(
+                    info,
+                    "health: {name} degraded -> healthy ({result}), its first check"
+                )
+            }
+            CheckOutcome::First(false) if !first => {
+                log!(
+                    warn,
+                    "health: {name} stays degraded after its first check ({result})"
+                )
+            }
+            CheckOutcome::Changed(true) => {
+                log!(
+                    info,
+                    "health: {name} degraded -> healthy ({result}){}",
+                    in_a_row(config.rise)
+                )
+            }
+            CheckOutcome::Changed(false) => {
+                log!(
+                    warn,
+                    "health: {name} healthy -> degraded ({result}){}",
+                    in_a_row(config.fall)
+                )
+            }
+            _ => {}
         }
+    }
+}
+
+/// How a change after `n` checks in a row is told in the log.
+fn in_a_row(n: u32) -> String {
+    if n > 1 {
+        format!(", {n} checks in a row")
+    } else {
+        String::new()
     }
 }
 

@@ -9,13 +9,18 @@ use std::time::{Duration, Instant};
 use monoio::io::{CancelHandle, Canceller};
 
 use crate::access_log::{AccessLog, Sink};
-use crate::balance::{HealthBitmap, RoundRobin};
+use crate::balance::{HealthBitmap, Picker, Rng, Thresholds};
 use crate::buffers::BufferPool;
 use crate::config::Config;
 use crate::metrics::{Metrics, WorkerMetrics};
+use crate::retry::RetryBudget;
 use crate::signals::Events;
-use crate::targets::{Slot, Target, Targets};
+use crate::targets::{Rules, Slot, Target, Targets};
 use crate::upstream::Pool;
+
+mod policy;
+
+pub use policy::{Failure, MAX_EJECTION};
 
 /// Size of a buffer for reading a response (head and body chunks).
 pub const RESPONSE_BUF: usize = 64 * 1024;
@@ -46,10 +51,20 @@ pub struct Shared {
 
 impl Shared {
     pub fn new(config: Config, workers: usize) -> std::io::Result<Shared> {
-        let targets = Targets::new(
+        let rules = Rules {
+            thresholds: Thresholds {
+                rise: config.rise,
+                fall: config.fall,
+                eject_base: config.eject_time,
+                eject_max: MAX_EJECTION,
+            },
+            slow_start: config.slow_start,
+        };
+        let targets = Targets::with_rules(
             config.backends.clone(),
             config.file_targets.clone(),
             config.max_targets,
+            rules,
         );
         let metrics = config
             .admin
@@ -85,7 +100,11 @@ pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
 pub struct Worker {
     pub id: usize,
     pub shared: &'static Shared,
-    pub rr: RoundRobin,
+    /// The algorithm's state and what this worker learnt of each target.
+    picker: RefCell<Picker>,
+    /// Retries this worker may still make, and the jitter of backoffs.
+    budget: RefCell<RetryBudget>,
+    rng: RefCell<Rng>,
     pub pool: RefCell<Pool>,
     /// Buffers for reading responses, and client connections' read buffers.
     pub response_buffers: BufferPool,
@@ -131,7 +150,9 @@ impl Worker {
             shared,
             // Start each worker's cursor at a different target, so that the
             // first requests of each core do not all go to target 0.
-            rr: RoundRobin::new(id),
+            picker: RefCell::new(Picker::new(config.algorithm, shared.targets.capacity(), id)),
+            budget: RefCell::new(RetryBudget::new(config.retry_budget, config.retry_floor)),
+            rng: RefCell::new(Rng::new(id as u64)),
             pool: RefCell::new(Pool::new(
                 shared.targets.capacity(),
                 config.pool_size,
@@ -228,6 +249,12 @@ impl Worker {
             monoio::time::sleep(HOUSEKEEPING).await;
             let now = Instant::now();
             self.coarse_now.set(now);
+            if self.id == 0 {
+                self.end_ejections(now);
+            }
+            if let Some(m) = self.metrics {
+                m.retry_budget.set(self.retries_available());
+            }
             self.pool.borrow_mut().close_expired(now);
             if let Some(log) = &self.access_log {
                 log.tick();
@@ -265,9 +292,11 @@ impl Worker {
         let (generation, slots) = self.shared.targets.snapshot();
         let mut view = self.view.borrow_mut();
         let mut pool = self.pool.borrow_mut();
+        let mut picker = self.picker.borrow_mut();
         for (i, (old, new)) in view.slots.iter().zip(&slots).enumerate() {
             if old.as_ref().map(|s| s.gen) != new.as_ref().map(|s| s.gen) {
                 pool.clear(i);
+                picker.reset(i);
                 if let (Some(m), Some(slot)) = (self.metrics, new) {
                     m.reset_target(i, slot.gen);
                 }

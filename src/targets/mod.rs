@@ -10,10 +10,15 @@
 //! set's generation changes: one atomic load per request.
 
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
 
-use crate::balance::HealthBitmap;
+use crate::balance::{HealthBitmap, TargetState, Thresholds};
+
+mod standing;
+
+pub use standing::{CheckOutcome, Ejection};
 
 /// A target server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -22,6 +27,45 @@ pub struct Target {
     pub name: String,
     /// Resolved when it joined the set.
     pub addr: SocketAddr,
+    /// Its share of traffic relative to the others (`,weight=N`; 1 unless
+    /// given), for the weighted and least-connections algorithms.
+    pub weight: u32,
+}
+
+/// Largest `weight=` a target may have.
+pub const MAX_WEIGHT: u32 = 1000;
+
+impl Target {
+    /// Whether `other` is the same server (weights aside).
+    pub fn same(&self, other: &Target) -> bool {
+        self.name == other.name && self.addr == other.addr
+    }
+}
+
+/// Parses `host:port` or `host:port,weight=N` and resolves the address.
+pub fn parse_target(
+    spec: &str,
+    resolve: impl Fn(&str) -> Result<SocketAddr, String>,
+) -> Result<Target, String> {
+    let (name, options) = match spec.split_once(',') {
+        Some((name, options)) => (name, Some(options)),
+        None => (spec, None),
+    };
+    let mut weight = 1;
+    for option in options.into_iter().flat_map(|o| o.split(',')) {
+        let bad = || format!("'{spec}': '{option}' is not weight=N with N from 1 to {MAX_WEIGHT}");
+        let n = option.strip_prefix("weight=").ok_or_else(bad)?;
+        weight = n.parse().map_err(|_| bad())?;
+        if !(1..=MAX_WEIGHT).contains(&weight) {
+            return Err(bad());
+        }
+    }
+    let addr = resolve(name)?;
+    Ok(Target {
+        name: name.to_string(),
+        addr,
+        weight,
+    })
 }
 
 /// A target in its slot.
@@ -53,6 +97,44 @@ pub struct Targets {
     pub health: HealthBitmap,
     /// Health changes per slot, for the metrics.
     transitions: Box<[AtomicU64]>,
+    /// One bit per slot: its last health check passed. Picks fall back to
+    /// these when no target is healthy.
+    pub passed: HealthBitmap,
+    /// One bit per slot: rejoined less than `--slow-start` ago.
+    pub slow_start: HealthBitmap,
+    /// When each slot rejoined, in milliseconds since `epoch`.
+    rejoined_ms: Box<[AtomicU64]>,
+    epoch: Instant,
+    /// Health records (checks, ejections): for the prober, ejecting workers
+    /// and worker 0's housekeeping, never for a pick.
+    records: Mutex<Vec<TargetState>>,
+    /// Ejections per slot, for the metrics.
+    ejections: Box<[AtomicU64]>,
+    /// Targets ejected now (so that housekeeping skips the lock when none).
+    ejected: AtomicUsize,
+    rules: Rules,
+}
+
+/// How health checks and ejections move targets in and out of rotation.
+#[derive(Debug, Clone, Copy)]
+pub struct Rules {
+    pub thresholds: Thresholds,
+    /// `--slow-start`: how long a returning target takes to get its full share.
+    pub slow_start: Option<Duration>,
+}
+
+impl Default for Rules {
+    fn default() -> Rules {
+        Rules {
+            thresholds: Thresholds {
+                rise: 2,
+                fall: 3,
+                eject_base: Duration::from_secs(10),
+                eject_max: Duration::from_secs(300),
+            },
+            slow_start: None,
+        }
+    }
 }
 
 struct Table {
@@ -64,6 +146,16 @@ impl Targets {
     /// A set of `capacity` slots holding the `-b` targets and then the
     /// file's, all degraded until checked.
     pub fn new(fixed: Vec<Target>, from_file: Vec<Target>, capacity: usize) -> Targets {
+        Targets::with_rules(fixed, from_file, capacity, Rules::default())
+    }
+
+    /// Like [`Targets::new`], with these health rules.
+    pub fn with_rules(
+        fixed: Vec<Target>,
+        from_file: Vec<Target>,
+        capacity: usize,
+        rules: Rules,
+    ) -> Targets {
         let capacity = capacity.max(fixed.len() + from_file.len());
         let mut table = Table {
             slots: vec![None; capacity],
@@ -81,6 +173,14 @@ impl Targets {
             generation: AtomicU64::new(1),
             health: HealthBitmap::new(capacity),
             transitions: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            passed: HealthBitmap::new(capacity),
+            slow_start: HealthBitmap::new(capacity),
+            rejoined_ms: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            epoch: Instant::now(),
+            records: Mutex::new(vec![TargetState::default(); capacity]),
+            ejections: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
+            ejected: AtomicUsize::new(0),
+            rules,
         }
     }
 
@@ -146,11 +246,11 @@ impl Targets {
                 .slots
                 .iter()
                 .flatten()
-                .any(|s| !s.from_file && *s.target == **t)
+                .any(|s| !s.from_file && s.target.same(t))
         }) {
             return Err(format!("'{}' is also given with -b", dup.name));
         }
-        let keep = |slot: &Slot| !slot.from_file || wanted.contains(&slot.target);
+        let keep = |slot: &Slot| !slot.from_file || wanted.iter().any(|t| t.same(&slot.target));
         let leaving: Vec<usize> = (0..table.slots.len())
             .filter(|&i| matches!(&table.slots[i], Some(s) if !keep(s)))
             .collect();
@@ -161,7 +261,7 @@ impl Targets {
                     .slots
                     .iter()
                     .flatten()
-                    .any(|s| s.from_file && *s.target == **t)
+                    .any(|s| s.from_file && s.target.same(t))
             })
             .cloned()
             .collect();
@@ -173,11 +273,19 @@ impl Targets {
                 table.slots.len()
             ));
         }
+        for slot in table.slots.iter_mut().flatten().filter(|s| s.from_file) {
+            if let Some(t) = wanted.iter().find(|t| t.same(&slot.target)) {
+                if t.weight != slot.target.weight {
+                    slot.target = Arc::new(t.clone());
+                }
+            }
+        }
         for i in leaving {
             if let Some(slot) = table.slots[i].take() {
                 change.removed.push(slot.target.name.clone());
             }
             self.health.mark_degraded(i);
+            self.forget(i, false);
         }
         for target in new {
             let i = table
@@ -189,6 +297,7 @@ impl Targets {
             change.added_slots.push(i);
             // A new target's health history starts afresh.
             self.transitions[i].store(0, Ordering::Relaxed);
+            self.forget(i, true);
             table.slots[i] = Some(table.slot(target, true));
         }
         change.kept = table.slots.iter().flatten().count() - change.added.len();
@@ -225,13 +334,9 @@ pub fn parse_targets_file(
         if entry.split_whitespace().count() > 1 {
             return Err(format!("line {}: '{entry}' is more than one target", n + 1));
         }
-        let addr = resolve(entry).map_err(|e| format!("line {}: {e}", n + 1))?;
-        let target = Target {
-            name: entry.to_string(),
-            addr,
-        };
-        if targets.contains(&target) {
-            return Err(format!("line {}: '{entry}' is listed twice", n + 1));
+        let target = parse_target(entry, &resolve).map_err(|e| format!("line {}: {e}", n + 1))?;
+        if targets.iter().any(|t: &Target| t.same(&target)) {
+            return Err(format!("line {}: '{}' is listed twice", n + 1, target.name));
         }
         targets.push(target);
     }
@@ -246,6 +351,7 @@ mod tests {
         Target {
             name: format!("127.0.0.1:{port}"),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
+            weight: 1,
         }
     }
 

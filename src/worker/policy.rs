@@ -1,0 +1,189 @@
+//! A worker's side of target selection and failure handling: picking with
+//! the configured algorithm, counting failures in a row towards ejection,
+//! ending ejections (worker 0), and the retry budget and backoff.
+
+use std::time::{Duration, Instant};
+
+use super::{Worker, HOUSEKEEPING};
+use crate::balance::{human, Candidates};
+use crate::retry::backoff;
+
+/// The longest an ejection lasts (unless `--eject-time` is longer).
+pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+
+/// Why a target failed a request, for ejection and its log line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    Status(u16),
+    Refused,
+    ConnectTimeout,
+    NoResponse,
+    ResponseTimeout,
+    InvalidResponse,
+    Broken,
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Failure::Status(s) => write!(f, "answered {s}"),
+            Failure::Refused => f.write_str("connection refused"),
+            Failure::ConnectTimeout => f.write_str("connect timed out"),
+            Failure::NoResponse => f.write_str("closed without an answer"),
+            Failure::ResponseTimeout => f.write_str("response timed out"),
+            Failure::InvalidResponse => f.write_str("invalid response"),
+            Failure::Broken => f.write_str("connection failed mid-response"),
+        }
+    }
+}
+
+impl Worker {
+    /// The target for the next attempt of a request that already went to
+    /// `tried`.
+    #[inline]
+    pub fn pick(&self, tried: &mut Vec<u32>) -> Option<usize> {
+        let targets = &self.shared.targets;
+        let mut picker = self.picker.borrow_mut();
+        match self.shared.config.slow_start {
+            None => picker.pick(
+                &Candidates {
+                    health: &targets.health,
+                    fallback: &targets.passed,
+                    slow_start: None,
+                },
+                tried,
+            ),
+            Some(_) => {
+                let since = targets.since_epoch(self.coarse_now());
+                let share = |slot| targets.slow_start_share(slot, since);
+                picker.pick(
+                    &Candidates {
+                        health: &targets.health,
+                        fallback: &targets.passed,
+                        slow_start: Some((&targets.slow_start, &share)),
+                    },
+                    tried,
+                )
+            }
+        }
+    }
+
+    /// Whether another target than those in `tried` could be picked.
+    pub fn has_candidate(&self, tried: &[u32]) -> bool {
+        let targets = &self.shared.targets;
+        self.picker.borrow().has_candidate(
+            &Candidates {
+                health: &targets.health,
+                fallback: &targets.passed,
+                slow_start: None,
+            },
+            tried,
+        )
+    }
+
+    /// An attempt on `slot` starts (counted for least-connections).
+    #[inline]
+    pub fn attempt_started(&self, slot: usize) {
+        self.picker.borrow_mut().started(slot);
+    }
+
+    #[inline]
+    pub fn attempt_finished(&self, slot: usize) {
+        self.picker.borrow_mut().finished(slot);
+    }
+
+    /// `slot` answered below 500: its failures in a row start again.
+    #[inline]
+    pub fn target_succeeded(&self, slot: usize) {
+        self.picker.borrow_mut().succeeded(slot);
+    }
+
+    /// `slot` failed a request: after `--eject-after` failures in a row on
+    /// this worker it is ejected.
+    pub fn target_failed(&self, slot: usize, why: Failure) {
+        let after = self.shared.config.eject_after;
+        let count = self.picker.borrow_mut().failed(slot);
+        if after == 0 || count < after {
+            return;
+        }
+        self.picker.borrow_mut().succeeded(slot);
+        let gen = self.slot_gen(slot);
+        let Some(ejection) = self.shared.targets.eject(slot, gen, Instant::now()) else {
+            return;
+        };
+        if let Some(s) = self.target(slot) {
+            let from = if ejection.was_healthy {
+                "healthy"
+            } else {
+                "degraded"
+            };
+            log!(
+                warn,
+                "health: {} {from} -> ejected for {} ({count} failures in a row, last: {why})",
+                s.target.name,
+                human(ejection.length)
+            );
+        }
+    }
+
+    /// Worker 0, each tick: ends the ejections whose time is up, and the
+    /// slow starts that are over.
+    pub(super) fn end_ejections(&self, now: Instant) {
+        let targets = &self.shared.targets;
+        for (slot, back) in targets.end_ejections(now) {
+            if let Some(s) = targets.snapshot().1[slot].as_ref() {
+                if back {
+                    log!(
+                        info,
+                        "health: {} ejected -> healthy (ejection over)",
+                        s.target.name
+                    );
+                } else {
+                    log!(
+                        info,
+                        "health: {} ejected -> degraded (ejection over; health checks failing)",
+                        s.target.name
+                    );
+                }
+            }
+        }
+        targets.end_slow_starts();
+    }
+
+    /// The current second of this worker's clock (for the retry budget).
+    #[inline]
+    fn second(&self) -> u64 {
+        self.ticks.get() / (1000 / HOUSEKEEPING.as_millis() as u64)
+    }
+
+    /// Counts a request in the retry budget.
+    #[inline]
+    pub fn record_request(&self) {
+        self.budget.borrow_mut().record_request(self.second());
+    }
+
+    /// Takes a retry from the budget; false (and counted) when it is spent.
+    pub fn try_retry(&self) -> bool {
+        let granted = self.budget.borrow_mut().try_retry(self.second());
+        if !granted {
+            if let Some(m) = self.metrics {
+                m.retries_refused.add(1);
+            }
+        }
+        granted
+    }
+
+    /// Retries still allowed by the budget.
+    pub fn retries_available(&self) -> u64 {
+        self.budget.borrow_mut().available(self.second())
+    }
+
+    /// The wait before retry number `retry` of a request.
+    pub fn backoff(&self, retry: usize) -> Duration {
+        backoff(
+            retry,
+            self.shared.config.retry_backoff,
+            &mut self.rng.borrow_mut(),
+        )
+    }
+}
