@@ -9,18 +9,23 @@
 //!   refused), each accepting on its own `SO_REUSEPORT` listener.
 //! - [`metrics`]: per-worker counters, summed and rendered for `/metrics`.
 //! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
-//! - [`worker`]: what a worker owns (round-robin cursor, connection pool,
-//!   spare buffers) and what all workers share (config, health bitmap).
+//! - [`worker`]: what a worker owns (picker, retry budget, connection pool,
+//!   spare buffers) and what all workers share (config, targets, bitmaps).
 //! - [`proxy`]: one client connection: read a head, take its body, forward
 //!   it with retries, relay the response; keep-alive and pipelining.
 //! - [`targets`]: the set of targets in numbered slots, which a reload of
-//!   `--targets-file` changes while the workers run.
+//!   `--targets-file` changes while the workers run, and how health checks
+//!   and ejections move them in and out of rotation.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap.
 //! - [`access_log`]: one line per request, buffered per worker.
 //! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
-//! - [`balance`]: the shared atomic health bitmap and the round-robin pick
-//!   over it. Pure code: no IO.
+//! - [`balance`]: the shared atomic health bitmap; the algorithms that pick
+//!   over it (round robin, smooth weighted, least connections, p2c over
+//!   peak-EWMA latency) and the per-worker picker that applies them with
+//!   the fallback and slow start; the health rules (rise and fall, passive
+//!   ejection) as plain state. Pure code: no IO.
+//! - [`retry`]: the per-worker retry budget and the backoff between retries.
 //! - [`http`]: sans-IO HTTP/1.1: heads parsed in place with httparse into
 //!   offsets, body framing (length, chunked, until close), the errors the
 //!   balancer answers itself. Pure code: tested with byte slices.

@@ -3,8 +3,15 @@
 //! the worker learns per target from live traffic (requests in flight,
 //! failures in a row). Owned by one worker; pure code over the bitmaps.
 
-use super::{next_healthy, HealthBitmap, RoundRobin};
+use super::{
+    next_healthy, HealthBitmap, LeastConnections, P2c, PeakEwma, RoundRobin, SmoothWeighted,
+    DEFAULT_DECAY_NS,
+};
 use crate::config::Algorithm;
+
+/// A new target's latency estimate for p2c-ewma, before its first answer:
+/// 1 ms, so that it is neither shunned nor flooded.
+const INITIAL_LATENCY_NS: f64 = 1e6;
 
 /// The shared state a pick reads.
 pub struct Candidates<'a> {
@@ -25,6 +32,15 @@ pub struct Candidates<'a> {
 pub struct Picker {
     algorithm: Algorithm,
     rr: RoundRobin,
+    weighted: SmoothWeighted,
+    least: LeastConnections,
+    p2c: P2c,
+    /// Targets' weights, as this worker last saw the set.
+    weights: Vec<u32>,
+    /// Latency estimates per target (p2c-ewma only), and the clock they
+    /// are read with: nanoseconds since this picker was made.
+    ewma: Vec<PeakEwma>,
+    now_ns: u64,
     /// Requests in flight per target, on this worker.
     in_flight: Vec<u32>,
     /// Failures in a row per target, on this worker (for ejection).
@@ -39,6 +55,12 @@ impl Picker {
         Picker {
             algorithm,
             rr: RoundRobin::new(start),
+            weighted: SmoothWeighted::new(slots),
+            least: LeastConnections::new(start),
+            p2c: P2c::new(start as u64),
+            weights: vec![1; slots],
+            ewma: vec![PeakEwma::new(INITIAL_LATENCY_NS, 0); slots],
+            now_ns: 0,
             in_flight: vec![0; slots],
             failures: vec![0; slots],
             slow_credit: vec![0.0; slots],
@@ -49,6 +71,31 @@ impl Picker {
     pub fn reset(&mut self, slot: usize) {
         self.failures[slot] = 0;
         self.slow_credit[slot] = 0.0;
+        self.weighted.reset(slot);
+        self.ewma[slot] = PeakEwma::new(INITIAL_LATENCY_NS, self.now_ns);
+    }
+
+    /// Sets a slot's weight (its target joined, or a reload changed it).
+    pub fn set_weight(&mut self, slot: usize, weight: u32) {
+        self.weights[slot] = weight.max(1);
+    }
+
+    /// Whether picks use response latencies (p2c-ewma).
+    #[inline]
+    pub fn wants_latency(&self) -> bool {
+        self.algorithm == Algorithm::P2cEwma
+    }
+
+    /// Moves the latency clock on (nanoseconds since the picker was made;
+    /// p2c-ewma only).
+    #[inline]
+    pub fn set_clock(&mut self, now_ns: u64) {
+        self.now_ns = self.now_ns.max(now_ns);
+    }
+
+    /// Records how long `slot` took to start its answer.
+    pub fn observe_latency(&mut self, slot: usize, rtt_ns: u64) {
+        self.ewma[slot].observe(rtt_ns, self.now_ns, DEFAULT_DECAY_NS);
     }
 
     /// The target for the next attempt, not one of `tried` (which is left
@@ -75,9 +122,18 @@ impl Picker {
     fn pick_in(&mut self, set: &HealthBitmap, tried: &[u32]) -> Option<usize> {
         match self.algorithm {
             Algorithm::RoundRobin => self.rr.pick(set, tried),
-            Algorithm::Weighted | Algorithm::LeastConnections | Algorithm::P2cEwma => {
-                self.rr.pick(set, tried)
+            Algorithm::Weighted => self.weighted.pick(set, &self.weights, tried),
+            Algorithm::LeastConnections => {
+                self.least.pick(set, &self.in_flight, &self.weights, tried)
             }
+            Algorithm::P2cEwma => self.p2c.pick(
+                set,
+                &self.ewma,
+                &self.in_flight,
+                self.now_ns,
+                DEFAULT_DECAY_NS,
+                tried,
+            ),
         }
     }
 

@@ -200,6 +200,7 @@ impl Exchange<'_> {
                 Err(e) => return e,
             },
         };
+        let sent = self.worker.latency_start();
         let head = loop {
             let fail = match self.send_and_read_head(conn, &mut stream).await {
                 Ok(head) => break head,
@@ -251,6 +252,9 @@ impl Exchange<'_> {
 
         if let Some(m) = self.worker.metrics {
             m.targets[target].response(head.status);
+        }
+        if let Some(sent) = sent {
+            self.worker.observe_latency(target, sent);
         }
         if head.status >= 500 {
             self.worker

@@ -115,6 +115,8 @@ pub struct Worker {
     /// A clock read once per `HOUSEKEEPING` tick: good enough to age idle
     /// connections, and free to read on every request.
     coarse_now: Cell<Instant>,
+    /// When the worker was made: the origin of the picker's latency clock.
+    started: Instant,
     /// This worker's counters, when `--admin` serves them.
     pub metrics: Option<&'static WorkerMetrics>,
     /// This worker's access log buffer, when `--access-log` is on.
@@ -138,6 +140,12 @@ impl Worker {
         let config = &shared.config;
         let metrics = shared.metrics.as_ref().map(|m| m.worker(id));
         let (generation, slots) = shared.targets.snapshot();
+        let mut picker = Picker::new(config.algorithm, shared.targets.capacity(), id);
+        for (i, slot) in slots.iter().enumerate() {
+            if let Some(slot) = slot {
+                picker.set_weight(i, slot.target.weight);
+            }
+        }
         if let Some(m) = metrics {
             for (i, slot) in slots.iter().enumerate() {
                 if let Some(slot) = slot {
@@ -150,7 +158,7 @@ impl Worker {
             shared,
             // Start each worker's cursor at a different target, so that the
             // first requests of each core do not all go to target 0.
-            picker: RefCell::new(Picker::new(config.algorithm, shared.targets.capacity(), id)),
+            picker: RefCell::new(picker),
             budget: RefCell::new(RetryBudget::new(config.retry_budget, config.retry_floor)),
             rng: RefCell::new(Rng::new(id as u64)),
             pool: RefCell::new(Pool::new(
@@ -166,6 +174,7 @@ impl Worker {
             open: Cell::new(0),
             max_open: config.max_connections.div_ceil(workers.max(1)),
             coarse_now: Cell::new(Instant::now()),
+            started: Instant::now(),
             view: RefCell::new(View { generation, slots }),
             draining: Cell::new(false),
             accepting: RefCell::new(Canceller::new()),
@@ -300,6 +309,9 @@ impl Worker {
                 if let (Some(m), Some(slot)) = (self.metrics, new) {
                     m.reset_target(i, slot.gen);
                 }
+            }
+            if let Some(slot) = new {
+                picker.set_weight(i, slot.target.weight);
             }
         }
         *view = View { generation, slots };

@@ -44,6 +44,9 @@ impl Worker {
     pub fn pick(&self, tried: &mut Vec<u32>) -> Option<usize> {
         let targets = &self.shared.targets;
         let mut picker = self.picker.borrow_mut();
+        if picker.wants_latency() {
+            picker.set_clock(self.nanos_since_start(self.coarse_now()));
+        }
         match self.shared.config.slow_start {
             None => picker.pick(
                 &Candidates {
@@ -79,6 +82,26 @@ impl Worker {
             },
             tried,
         )
+    }
+
+    /// Nanoseconds from the worker's start to `now`.
+    fn nanos_since_start(&self, now: Instant) -> u64 {
+        now.saturating_duration_since(self.started).as_nanos() as u64
+    }
+
+    /// When an attempt's request is sent, for its latency (p2c-ewma only:
+    /// no clock is read otherwise).
+    #[inline]
+    pub fn latency_start(&self) -> Option<Instant> {
+        self.picker.borrow().wants_latency().then(Instant::now)
+    }
+
+    /// The response head of an attempt sent at `sent` to `slot` arrived.
+    pub fn observe_latency(&self, slot: usize, sent: Instant) {
+        let now = Instant::now();
+        let mut picker = self.picker.borrow_mut();
+        picker.set_clock(self.nanos_since_start(now));
+        picker.observe_latency(slot, now.saturating_duration_since(sent).as_nanos() as u64);
     }
 
     /// An attempt on `slot` starts (counted for least-connections).
