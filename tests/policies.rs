@@ -405,6 +405,137 @@ fn an_ejection_ends_after_its_time_and_the_next_one_in_a_row_lasts_twice_as_long
     assert_eq!(a.health_checks(), 1, "only the start-up check");
 }
 
+#[test]
+fn a_response_below_500_resets_the_count_of_failures_in_a_row() {
+    let a = Backend::start("A");
+    let lb = start_balancer(&[&a], &["--eject-after", "2"]);
+    let mut c = Client::connect(lb.addr());
+    for (i, status) in [503, 200, 503, 404, 503].into_iter().enumerate() {
+        a.set_mode(Mode::Status(status));
+        assert_eq!(
+            c.request("GET", "/", &[], b"").status,
+            status,
+            "request {i}"
+        );
+        assert!(
+            !lb.log_contains("-> ejected"),
+            "request {i}: {:#?}",
+            lb.log()
+        );
+    }
+    // The second 503 in a row.
+    a.set_mode(Mode::Status(503));
+    assert_eq!(c.request("GET", "/", &[], b"").status, 503);
+    expect_log(&lb, &ejection(&a, "10s", 2, "answered 503"), WAIT);
+    assert_eq!(count_log(&lb, "-> ejected"), 1, "{:#?}", lb.log());
+}
+
+#[test]
+fn connections_reset_without_an_answer_count_towards_ejection() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::ResetBeforeResponse);
+    let lb = start_balancer(&[&a, &b], &["--eject-after", "2"]);
+    let ejected = format!(
+        "health: {} healthy -> ejected for 10s (2 failures in a row, last: ",
+        name(&a)
+    );
+
+    // Each reset is retried on B, so the client sees only 200s.
+    let mut c = Client::connect(lb.addr());
+    let answers = send_until(&mut c, 10, || lb.log_contains(&ejected));
+    assert!(answers.iter().all(|r| r.status == 200), "{answers:?}");
+    assert_eq!(a.requests(), 2);
+    for i in 0..10 {
+        let r = c.request("GET", "/", &[], b"");
+        assert_eq!(
+            (r.status, answered_by(&r).as_str()),
+            (200, "B"),
+            "request {i}"
+        );
+    }
+    assert_eq!(a.requests(), 2);
+}
+
+#[test]
+fn an_ejected_target_whose_health_checks_fail_stays_out_when_the_ejection_ends() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::Status(503));
+    let lb = start_balancer(
+        &[&a, &b],
+        &[
+            "--eject-after",
+            "1",
+            "--eject-time",
+            "2s",
+            "--health-interval",
+            CHECK_EVERY,
+            "--fall",
+            "1",
+        ],
+    );
+    let mut c = Client::connect(lb.addr());
+    send_until(&mut c, 10, || a.requests() >= 1);
+    expect_log(&lb, &ejection(&a, "2s", 1, "answered 503"), WAIT);
+
+    // Checks go in rounds: once A answered its second failing check, the
+    // balancer has taken in the first.
+    a.set_healthy(false);
+    assert!(
+        wait_for(ROUNDS_WAIT, || trailing(&a.health_answers(), false) >= 2),
+        "{:?}",
+        a.health_answers()
+    );
+    let end = format!("health: {} ejected -> ", name(&a));
+    assert!(
+        !lb.log_contains(&end),
+        "the ejection ended before A's checks failed: {:#?}",
+        lb.log()
+    );
+    expect_log(&lb, &end, WAIT);
+    assert!(!lb.log_contains(&ejection_over(&a)), "{:#?}", lb.log());
+
+    let before = a.requests();
+    let names = names_on_one_connection(&lb, 10);
+    assert_eq!(count(&names, "B"), 10, "{names:?}");
+    assert_eq!(a.requests(), before);
+}
+
+#[test]
+fn a_target_degraded_by_a_500_needs_rise_passing_checks_to_come_back() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::Status(500));
+    let lb = start_balancer(
+        &[&a, &b],
+        &["--health-interval", CHECK_EVERY, "--rise", "3"],
+    );
+    let mut c = Client::connect(lb.addr());
+    send_until(&mut c, 10, || a.requests() >= 1);
+    // A was degraded before the balancer answered; at most one check it
+    // answered before now can still be on its way to the balancer.
+    let checks_then = a.health_checks();
+    expect_log(
+        &lb,
+        &format!("health: {} healthy -> degraded (answered 500)", name(&a)),
+        WAIT,
+    );
+    a.set_mode(Mode::Ok);
+
+    let up = transition(&a, "degraded", "healthy");
+    expect_log(&lb, &up, ROUNDS_WAIT);
+    let checks = a.health_checks();
+    assert!(
+        checks >= checks_then + 2,
+        "back after {} checks: {:#?}",
+        checks - checks_then,
+        lb.log()
+    );
+    let names = names_on_one_connection(&lb, 2);
+    assert_eq!(count(&names, "A"), 1, "{names:?}");
+}
+
 // ---------------------------------------------------------------------------
 // Never eject everything
 // ---------------------------------------------------------------------------
