@@ -256,8 +256,17 @@ impl TempFile {
             std::process::id(),
             thread::current().id()
         ));
-        fs::write(&path, text).expect("write temp file");
-        TempFile { path }
+        let file = TempFile { path };
+        file.write(text);
+        file
+    }
+
+    /// Replaces the content in one step (write aside, then rename), so that
+    /// a reader never sees half of it.
+    fn write(&self, text: &str) {
+        let aside = self.path.with_extension("new");
+        fs::write(&aside, text).expect("write temp file");
+        fs::rename(&aside, &self.path).expect("rename temp file");
     }
 
     fn arg(&self) -> &str {
@@ -801,6 +810,47 @@ fn a_target_that_comes_back_gets_a_small_share_during_slow_start() {
     b.set_healthy(true);
     expect_another_log(&lb, &up, ups, ROUNDS_WAIT);
 
+    // Without slow start, round robin would give B 20 of these.
+    let names = names_on_one_connection(&lb, 40);
+    assert!(count(&names, "B") < 10, "{names:?}");
+}
+
+/// A balancer with `a` on the command line, an empty `--targets-file`, the
+/// admin endpoint and `extra`; then `b` is added to the file and a reload
+/// asked for, and its first check seen passing.
+fn add_by_reload(a: &Backend, b: &Backend, extra: &[&str]) -> (Balancer, TempFile) {
+    let file = TempFile::with("reload", "# nothing yet\n");
+    let mut args = vec!["--targets-file", file.arg(), "--admin", "127.0.0.1:0"];
+    args.extend_from_slice(extra);
+    let lb = start_balancer(&[a], &args);
+    file.write(&format!("{}\n", name(b)));
+    let r = Client::connect(admin_addr(&lb)).request(
+        "POST",
+        "/reload",
+        &[("Connection", "close")],
+        b"",
+    );
+    assert_eq!(r.status, 200, "POST /reload: {}", r.body_str());
+    expect_log(&lb, &transition(b, "degraded", "healthy"), WAIT);
+    (lb, file)
+}
+
+#[test]
+fn a_target_added_by_a_reload_is_decided_by_its_first_check() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    // Five passing checks a minute apart would keep B out for minutes.
+    let (lb, _file) = add_by_reload(&a, &b, &["--rise", "5"]);
+    assert_eq!(b.health_checks(), 1);
+    let names = names_on_one_connection(&lb, 4);
+    assert_eq!(count(&names, "B"), 2, "{names:?}");
+}
+
+#[test]
+fn a_target_added_by_a_reload_gets_a_small_share_during_slow_start() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    let (lb, _file) = add_by_reload(&a, &b, &["--slow-start", "60s"]);
     // Without slow start, round robin would give B 20 of these.
     let names = names_on_one_connection(&lb, 40);
     assert!(count(&names, "B") < 10, "{names:?}");
