@@ -2,10 +2,13 @@
 # What a flag costs in CPU per request: the same build run with and without
 # it, in turns (so that the machine's drift hits every variant alike), each
 # pinned to CPU 0 in front of four nginx backends on CPU 1 under the same wrk
-# load. Prints every run and the mean per variant.
+# load. Prints every run and the mean per variant. FLAGS starting with
+# @PATH run the binary at PATH instead of target/release/load-balancer (to
+# compare two builds).
 #
 #   scripts/flag-cost.sh [--runs N] [--duration S] LABEL="FLAGS" [LABEL="FLAGS"...]
 #   scripts/flag-cost.sh --runs 5 plain="" metrics="--admin 127.0.0.1:0"
+#   scripts/flag-cost.sh --runs 5 now="" before="@/tmp/lb-before"
 #
 # Needs wrk and nginx (apt-get install -y wrk nginx-light).
 set -euo pipefail
@@ -20,7 +23,7 @@ while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
-    -h|--help) sed -n '2,11p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *=*) VARIANTS+=("$1"); shift ;;
     *) echo "flag-cost.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
   esac
@@ -62,9 +65,10 @@ TCK=$(getconf CLK_TCK)
 printf '%-4s %-20s %12s %10s\n' run variant cpu_us/req req/s
 for run in $(seq "$RUNS"); do
   for variant in "${VARIANTS[@]}"; do
-    label=${variant%%=*}; flags=${variant#*=}
+    label=${variant%%=*}; flags=${variant#*=}; bin=target/release/load-balancer
+    if [[ $flags == @* ]]; then bin=${flags%% *}; bin=${bin#@}; flags=${flags#@"$bin"}; fi
     # shellcheck disable=SC2086 # the flags are words on purpose
-    taskset -c 0 target/release/load-balancer -p $LB_PORT --bind 127.0.0.1 "${BACKENDS[@]}" \
+    taskset -c 0 "$bin" -p $LB_PORT --bind 127.0.0.1 "${BACKENDS[@]}" \
       --workers 1 $flags 2>"$WORK/lb.log" &
     lb=$!; PIDS+=("$lb")
     wait_port $LB_PORT
