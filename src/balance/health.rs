@@ -20,6 +20,16 @@ impl HealthBitmap {
         }
     }
 
+    /// A bitmap for `len` targets with those in `healthy` healthy (for
+    /// tests and benchmarks).
+    pub fn with_healthy(len: usize, healthy: &[usize]) -> HealthBitmap {
+        let h = HealthBitmap::new(len);
+        for &i in healthy {
+            h.mark_healthy(i);
+        }
+        h
+    }
+
     /// Number of targets.
     pub fn len(&self) -> usize {
         self.len

@@ -83,17 +83,9 @@ impl LeastConnections {
 mod tests {
     use super::*;
 
-    fn bitmap(len: usize, healthy: &[usize]) -> HealthBitmap {
-        let h = HealthBitmap::new(len);
-        for &i in healthy {
-            h.mark_healthy(i);
-        }
-        h
-    }
-
     #[test]
     fn idle_targets_take_turns() {
-        let h = bitmap(5, &[0, 2, 3, 4]);
+        let h = HealthBitmap::with_healthy(5, &[0, 2, 3, 4]);
         let mut lc = LeastConnections::new(3);
         let picks: Vec<_> = (0..6)
             .map(|_| lc.pick(&h, &[0; 5], &[1; 5], &[]).unwrap())
@@ -103,7 +95,7 @@ mod tests {
 
     #[test]
     fn equal_loads_take_turns_across_words() {
-        let h = bitmap(200, &[5, 64, 130, 199]);
+        let h = HealthBitmap::with_healthy(200, &[5, 64, 130, 199]);
         let mut lc = LeastConnections::new(150);
         let (in_flight, weights) = (vec![2; 200], vec![1; 200]);
         let picks: Vec<_> = (0..5)
@@ -114,7 +106,7 @@ mod tests {
 
     #[test]
     fn picks_the_least_loaded() {
-        let h = bitmap(4, &[0, 1, 2, 3]);
+        let h = HealthBitmap::with_healthy(4, &[0, 1, 2, 3]);
         let mut lc = LeastConnections::new(0);
         assert_eq!(lc.pick(&h, &[3, 2, 1, 2], &[1; 4], &[]), Some(2));
         assert_eq!(lc.pick(&h, &[3, 2, 1, 0], &[1; 4], &[]), Some(3));
@@ -122,7 +114,7 @@ mod tests {
 
     #[test]
     fn weights_scale_the_load() {
-        let h = bitmap(3, &[0, 1, 2]);
+        let h = HealthBitmap::with_healthy(3, &[0, 1, 2]);
         let mut lc = LeastConnections::new(0);
         // 4/4 = 1 beats 2/1 and 3/2; a weight of 0 counts as 1.
         assert_eq!(lc.pick(&h, &[2, 3, 4], &[0, 2, 4], &[]), Some(2));
@@ -132,7 +124,7 @@ mod tests {
 
     #[test]
     fn never_picks_a_degraded_or_tried_slot() {
-        let h = bitmap(4, &[1, 2, 3]);
+        let h = HealthBitmap::with_healthy(4, &[1, 2, 3]);
         let mut lc = LeastConnections::new(0);
         // Slot 0 is idle but degraded; slot 1 is idle but tried.
         assert_eq!(lc.pick(&h, &[0, 0, 5, 4], &[1; 4], &[1]), Some(3));
@@ -142,7 +134,13 @@ mod tests {
     #[test]
     fn none_when_nothing_is_healthy() {
         let mut lc = LeastConnections::new(0);
-        assert_eq!(lc.pick(&bitmap(3, &[]), &[0; 3], &[1; 3], &[]), None);
-        assert_eq!(lc.pick(&bitmap(0, &[]), &[], &[], &[]), None);
+        assert_eq!(
+            lc.pick(&HealthBitmap::with_healthy(3, &[]), &[0; 3], &[1; 3], &[]),
+            None
+        );
+        assert_eq!(
+            lc.pick(&HealthBitmap::with_healthy(0, &[]), &[], &[], &[]),
+            None
+        );
     }
 }

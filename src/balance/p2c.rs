@@ -148,14 +148,6 @@ mod tests {
 
     const MS: u64 = 1_000_000;
 
-    fn bitmap(len: usize, healthy: &[usize]) -> HealthBitmap {
-        let h = HealthBitmap::new(len);
-        for &i in healthy {
-            h.mark_healthy(i);
-        }
-        h
-    }
-
     #[test]
     fn nth_set_bit_matches_clearing_bits_one_by_one() {
         let mut rng = Rng::new(3);
@@ -173,7 +165,7 @@ mod tests {
 
     #[test]
     fn nth_candidate_skips_degraded_and_tried_across_words() {
-        let h = bitmap(200, &[1, 63, 64, 100, 199]);
+        let h = HealthBitmap::with_healthy(200, &[1, 63, 64, 100, 199]);
         let tried = [63, 150];
         let all: Vec<_> = (0..5).map(|n| nth_candidate(&h, &tried, n)).collect();
         assert_eq!(all, vec![Some(1), Some(64), Some(100), Some(199), None]);
@@ -214,7 +206,7 @@ mod tests {
 
     #[test]
     fn the_cheaper_of_two_always_wins() {
-        let h = bitmap(2, &[0, 1]);
+        let h = HealthBitmap::with_healthy(2, &[0, 1]);
         let ewma = [
             PeakEwma::new(5.0 * MS as f64, 0),
             PeakEwma::new(MS as f64, 0),
@@ -236,7 +228,7 @@ mod tests {
     #[test]
     fn a_slow_target_loses_every_draw() {
         let n = 5;
-        let h = bitmap(n, &[0, 1, 2, 3, 4]);
+        let h = HealthBitmap::with_healthy(n, &[0, 1, 2, 3, 4]);
         let mut ewma = [PeakEwma::new(MS as f64, 0); 5];
         ewma[2] = PeakEwma::new(10.0 * MS as f64, 0);
         let mut p2c = P2c::new(9);
@@ -259,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_single_candidate_is_returned_as_is() {
-        let h = bitmap(3, &[0, 1, 2]);
+        let h = HealthBitmap::with_healthy(3, &[0, 1, 2]);
         let ewma = [
             PeakEwma::new(1.0, 0),
             PeakEwma::new(1e12, 0),
@@ -277,15 +269,36 @@ mod tests {
         let ewma = [PeakEwma::new(1.0, 0); 3];
         let mut p2c = P2c::new(0);
         assert_eq!(
-            p2c.pick(&bitmap(3, &[]), &ewma, &[0; 3], 0, DEFAULT_DECAY_NS, &[]),
+            p2c.pick(
+                &HealthBitmap::with_healthy(3, &[]),
+                &ewma,
+                &[0; 3],
+                0,
+                DEFAULT_DECAY_NS,
+                &[]
+            ),
             None
         );
         assert_eq!(
-            p2c.pick(&bitmap(3, &[1]), &ewma, &[0; 3], 0, DEFAULT_DECAY_NS, &[1]),
+            p2c.pick(
+                &HealthBitmap::with_healthy(3, &[1]),
+                &ewma,
+                &[0; 3],
+                0,
+                DEFAULT_DECAY_NS,
+                &[1]
+            ),
             None
         );
         assert_eq!(
-            p2c.pick(&bitmap(0, &[]), &[], &[], 0, DEFAULT_DECAY_NS, &[]),
+            p2c.pick(
+                &HealthBitmap::with_healthy(0, &[]),
+                &[],
+                &[],
+                0,
+                DEFAULT_DECAY_NS,
+                &[]
+            ),
             None
         );
     }

@@ -205,18 +205,10 @@ impl Picker {
 mod tests {
     use super::*;
 
-    fn bitmap(len: usize, set: &[usize]) -> HealthBitmap {
-        let h = HealthBitmap::new(len);
-        for &i in set {
-            h.mark_healthy(i);
-        }
-        h
-    }
-
     #[test]
     fn falls_back_to_targets_that_passed_their_last_check() {
-        let health = bitmap(3, &[]);
-        let fallback = bitmap(3, &[2]);
+        let health = HealthBitmap::with_healthy(3, &[]);
+        let fallback = HealthBitmap::with_healthy(3, &[2]);
         let c = Candidates {
             health: &health,
             fallback: &fallback,
@@ -233,8 +225,8 @@ mod tests {
 
     #[test]
     fn healthy_targets_come_before_the_fallback() {
-        let health = bitmap(3, &[1]);
-        let fallback = bitmap(3, &[0, 2]);
+        let health = HealthBitmap::with_healthy(3, &[1]);
+        let fallback = HealthBitmap::with_healthy(3, &[0, 2]);
         let c = Candidates {
             health: &health,
             fallback: &fallback,
@@ -245,8 +237,8 @@ mod tests {
     }
 
     fn slow_start_share(share: f64, picks: usize) -> usize {
-        let health = bitmap(2, &[0, 1]);
-        let slow = bitmap(2, &[1]);
+        let health = HealthBitmap::with_healthy(2, &[0, 1]);
+        let slow = HealthBitmap::with_healthy(2, &[1]);
         let f = move |_| share;
         let c = Candidates {
             health: &health,
@@ -274,7 +266,7 @@ mod tests {
 
     #[test]
     fn a_target_alone_in_slow_start_still_serves() {
-        let health = bitmap(2, &[1]);
+        let health = HealthBitmap::with_healthy(2, &[1]);
         let f = |_| 0.0;
         let c = Candidates {
             health: &health,

@@ -80,14 +80,6 @@ pub fn next_healthy(health: &HealthBitmap, from: usize, tried: &[u32]) -> Option
 mod tests {
     use super::*;
 
-    fn bitmap(len: usize, healthy: &[usize]) -> HealthBitmap {
-        let h = HealthBitmap::new(len);
-        for &i in healthy {
-            h.mark_healthy(i);
-        }
-        h
-    }
-
     /// The obvious implementation, to compare against.
     fn reference(h: &HealthBitmap, from: usize, tried: &[u32]) -> Option<usize> {
         let len = h.len();
@@ -98,7 +90,7 @@ mod tests {
 
     #[test]
     fn cycles_through_healthy_targets_in_order() {
-        let h = bitmap(5, &[0, 2, 3]);
+        let h = HealthBitmap::with_healthy(5, &[0, 2, 3]);
         let rr = RoundRobin::new(0);
         let picks: Vec<_> = (0..6).map(|_| rr.pick(&h, &[]).unwrap()).collect();
         assert_eq!(picks, vec![0, 2, 3, 0, 2, 3]);
@@ -107,14 +99,14 @@ mod tests {
     #[test]
     fn none_when_nothing_is_healthy() {
         let rr = RoundRobin::new(0);
-        assert_eq!(rr.pick(&bitmap(3, &[]), &[]), None);
-        assert_eq!(rr.pick(&bitmap(0, &[]), &[]), None);
-        assert!(!rr.has_candidate(&bitmap(3, &[1]), &[1]));
+        assert_eq!(rr.pick(&HealthBitmap::with_healthy(3, &[]), &[]), None);
+        assert_eq!(rr.pick(&HealthBitmap::with_healthy(0, &[]), &[]), None);
+        assert!(!rr.has_candidate(&HealthBitmap::with_healthy(3, &[1]), &[1]));
     }
 
     #[test]
     fn skips_tried_targets() {
-        let h = bitmap(4, &[0, 1, 2, 3]);
+        let h = HealthBitmap::with_healthy(4, &[0, 1, 2, 3]);
         let rr = RoundRobin::new(1);
         assert_eq!(rr.pick(&h, &[1, 2]), Some(3));
         assert_eq!(rr.pick(&h, &[0, 1, 3]), Some(2));
@@ -135,7 +127,7 @@ mod tests {
             let len = 1 + (next() % 200) as usize;
             let density = next() % 4;
             let healthy: Vec<usize> = (0..len).filter(|_| next() % 4 < density).collect();
-            let h = bitmap(len, &healthy);
+            let h = HealthBitmap::with_healthy(len, &healthy);
             let tried: Vec<u32> = (0..next() % 4)
                 .map(|_| (next() % len as u64) as u32)
                 .collect();
@@ -150,7 +142,7 @@ mod tests {
 
     #[test]
     fn spreads_evenly() {
-        let h = bitmap(70, &(0..70).collect::<Vec<_>>());
+        let h = HealthBitmap::with_healthy(70, &(0..70).collect::<Vec<_>>());
         let rr = RoundRobin::new(13);
         let mut counts = [0u32; 70];
         for _ in 0..700 {

@@ -59,21 +59,13 @@ impl SmoothWeighted {
 mod tests {
     use super::*;
 
-    fn bitmap(len: usize, healthy: &[usize]) -> HealthBitmap {
-        let h = HealthBitmap::new(len);
-        for &i in healthy {
-            h.mark_healthy(i);
-        }
-        h
-    }
-
     fn picks(sw: &mut SmoothWeighted, h: &HealthBitmap, weights: &[u32], n: usize) -> Vec<usize> {
         (0..n).map(|_| sw.pick(h, weights, &[]).unwrap()).collect()
     }
 
     #[test]
     fn interleaves_like_nginx() {
-        let h = bitmap(3, &[0, 1, 2]);
+        let h = HealthBitmap::with_healthy(3, &[0, 1, 2]);
         let mut sw = SmoothWeighted::new(3);
         // a a b a c a a, twice: the state is back at zero after a cycle.
         let cycle = vec![0, 0, 1, 0, 2, 0, 0];
@@ -84,7 +76,7 @@ mod tests {
     #[test]
     fn a_whole_cycle_gives_each_slot_its_weight() {
         let weights = [3, 0, 7, 2, 1, 4];
-        let h = bitmap(130, &[0, 1, 2, 3, 4, 5]);
+        let h = HealthBitmap::with_healthy(130, &[0, 1, 2, 3, 4, 5]);
         let mut all_weights = vec![1; 130];
         all_weights[..6].copy_from_slice(&weights);
         let mut sw = SmoothWeighted::new(130);
@@ -100,7 +92,7 @@ mod tests {
 
     #[test]
     fn finds_slots_in_every_word() {
-        let h = bitmap(200, &[3, 70, 199]);
+        let h = HealthBitmap::with_healthy(200, &[3, 70, 199]);
         let mut sw = SmoothWeighted::new(200);
         let weights = vec![1; 200];
         assert_eq!(
@@ -111,7 +103,7 @@ mod tests {
 
     #[test]
     fn never_picks_a_degraded_or_tried_slot() {
-        let h = bitmap(4, &[0, 2, 3]);
+        let h = HealthBitmap::with_healthy(4, &[0, 2, 3]);
         let mut sw = SmoothWeighted::new(4);
         let weights = [1, 100, 1, 1];
         for _ in 0..20 {
@@ -124,13 +116,19 @@ mod tests {
     #[test]
     fn none_when_nothing_is_healthy() {
         let mut sw = SmoothWeighted::new(3);
-        assert_eq!(sw.pick(&bitmap(3, &[]), &[1, 1, 1], &[]), None);
-        assert_eq!(SmoothWeighted::new(0).pick(&bitmap(0, &[]), &[], &[]), None);
+        assert_eq!(
+            sw.pick(&HealthBitmap::with_healthy(3, &[]), &[1, 1, 1], &[]),
+            None
+        );
+        assert_eq!(
+            SmoothWeighted::new(0).pick(&HealthBitmap::with_healthy(0, &[]), &[], &[]),
+            None
+        );
     }
 
     #[test]
     fn reset_forgets_a_slot() {
-        let h = bitmap(2, &[0, 1]);
+        let h = HealthBitmap::with_healthy(2, &[0, 1]);
         let mut sw = SmoothWeighted::new(2);
         assert_eq!(sw.pick(&h, &[1, 1], &[]), Some(0));
         // Slot 0 is now owed less than slot 1; after a reset they tie again.
