@@ -70,6 +70,12 @@ impl<'t> Timer<'t> {
         monoio::time::sleep(Duration::from_secs(3600))
     }
 
+    /// Waits until `until` (a backoff), with the same timer.
+    pub async fn wait(&mut self, until: Instant) {
+        self.0.as_mut().reset(until.into());
+        self.0.as_mut().await
+    }
+
     /// Runs `fut` until it finishes or `until` passes. A future cut short
     /// by the deadline is dropped: a read in it may lose bytes, so its
     /// connection must not be used again (see the monoio notes).

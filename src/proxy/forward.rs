@@ -121,7 +121,7 @@ impl Exchange<'_> {
             if conn.tried.len() >= 2 {
                 let wait = worker.backoff(conn.tried.len());
                 if !wait.is_zero() {
-                    monoio::time::sleep(wait).await;
+                    conn.timer.wait(Instant::now() + wait).await;
                 }
             }
             let Some(target) = worker.pick(&mut conn.tried) else {

@@ -93,7 +93,9 @@ impl Worker {
     /// no clock is read otherwise).
     #[inline]
     pub fn latency_start(&self) -> Option<Instant> {
-        self.picker.borrow().wants_latency().then(Instant::now)
+        self.counts_in_flight
+            .then(Instant::now)
+            .filter(|_| self.times_latency)
     }
 
     /// The response head of an attempt sent at `sent` to `slot` arrived.
@@ -107,12 +109,16 @@ impl Worker {
     /// An attempt on `slot` starts (counted for least-connections).
     #[inline]
     pub fn attempt_started(&self, slot: usize) {
-        self.picker.borrow_mut().started(slot);
+        if self.counts_in_flight {
+            self.picker.borrow_mut().started(slot);
+        }
     }
 
     #[inline]
     pub fn attempt_finished(&self, slot: usize) {
-        self.picker.borrow_mut().finished(slot);
+        if self.counts_in_flight {
+            self.picker.borrow_mut().finished(slot);
+        }
     }
 
     /// `slot` answered below 500: its failures in a row start again.
