@@ -653,6 +653,46 @@ fn a_retry_budget_of_100_percent_retries_every_request() {
     assert!(attempts >= 190, "{attempts} attempts");
 }
 
+/// Three targets answering 500 and these flags: how long one request took
+/// (it went to all three and got the last 500).
+fn time_three_500s(extra: &[&str]) -> Duration {
+    let backends: Vec<Backend> = ["A", "B", "C"].iter().map(|n| Backend::start(n)).collect();
+    for b in &backends {
+        b.set_mode(Mode::Status(500));
+    }
+    let refs: Vec<&Backend> = backends.iter().collect();
+    let lb = start_balancer(&refs, extra);
+    let mut c = Client::connect(lb.addr());
+    let started = std::time::Instant::now();
+    let r = c.request("GET", "/", &[], b"");
+    let took = started.elapsed();
+    assert_eq!(r.status, 500, "{r:?}");
+    let attempts: usize = backends.iter().map(Backend::requests).sum();
+    assert_eq!(attempts, 1 + extra_retries(extra), "{attempts} attempts");
+    took
+}
+
+fn extra_retries(extra: &[&str]) -> usize {
+    extra
+        .windows(2)
+        .find(|w| w[0] == "--retries")
+        .map_or(2, |w| w[1].parse().unwrap())
+}
+
+#[test]
+fn the_second_retry_waits_a_backoff_of_at_least_half_the_base() {
+    // The third attempt waits between 200 and 400 ms.
+    let took = time_three_500s(&["--retries", "2", "--retry-backoff", "400ms"]);
+    assert!(took >= Duration::from_millis(200), "took {took:?}");
+}
+
+#[test]
+fn the_first_retry_goes_at_once() {
+    // A 20 s backoff would show; only the first retry is made.
+    let took = time_three_500s(&["--retries", "1", "--retry-backoff", "20s"]);
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+}
+
 // ---------------------------------------------------------------------------
 // Algorithms: --algorithm, weights
 // ---------------------------------------------------------------------------
