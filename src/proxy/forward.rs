@@ -352,7 +352,7 @@ impl Exchange<'_> {
                 Err(Attempt::Retry(Error::TargetTimeout))
             }
             Err(_) => {
-                self.worker.target_failed(target, Failure::Refused);
+                self.worker.target_failed(target, Failure::ConnectFailed);
                 Err(Attempt::Retry(Error::TargetUnreachable))
             }
         }

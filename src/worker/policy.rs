@@ -16,6 +16,7 @@ pub const MAX_EJECTION: Duration = Duration::from_secs(300);
 pub enum Failure {
     Status(u16),
     Refused,
+    ConnectFailed,
     ConnectTimeout,
     NoResponse,
     ResponseTimeout,
@@ -28,6 +29,7 @@ impl std::fmt::Display for Failure {
         match self {
             Failure::Status(s) => write!(f, "answered {s}"),
             Failure::Refused => f.write_str("connection refused"),
+            Failure::ConnectFailed => f.write_str("connect failed"),
             Failure::ConnectTimeout => f.write_str("connect timed out"),
             Failure::NoResponse => f.write_str("closed without an answer"),
             Failure::ResponseTimeout => f.write_str("response timed out"),
@@ -159,8 +161,9 @@ impl Worker {
     /// slow starts that are over.
     pub(super) fn end_ejections(&self, now: Instant) {
         let targets = &self.shared.targets;
+        self.refresh_targets();
         for (slot, back) in targets.end_ejections(now) {
-            if let Some(s) = targets.snapshot().1[slot].as_ref() {
+            if let Some(s) = self.target(slot) {
                 if back {
                     log!(
                         info,
