@@ -389,6 +389,41 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_changes_a_weight_in_place() {
+        let t = Targets::new(vec![], vec![target(1)], 2);
+        t.mark_healthy(0);
+        let (_, before) = t.snapshot();
+        let heavier = Target {
+            weight: 5,
+            ..target(1)
+        };
+        let change = t.replace_file_targets(vec![heavier]).unwrap();
+        assert_eq!(
+            (change.added.len(), change.removed.len(), change.kept),
+            (0, 0, 1)
+        );
+        let (_, after) = t.snapshot();
+        let (old, new) = (before[0].as_ref().unwrap(), after[0].as_ref().unwrap());
+        assert_eq!((new.gen, new.target.weight), (old.gen, 5));
+        assert!(t.health.is_healthy(0), "it keeps its health");
+    }
+
+    #[test]
+    fn parses_weights() {
+        let text = "127.0.0.1:1,weight=3\n127.0.0.1:2\n";
+        let targets = parse_targets_file(text, resolve).unwrap();
+        assert_eq!(targets.iter().map(|t| t.weight).collect::<Vec<_>>(), [3, 1]);
+        for bad in [
+            "127.0.0.1:1,weight=0",
+            "127.0.0.1:1,weight=1001",
+            "127.0.0.1:1,wieght=2",
+        ] {
+            let err = parse_targets_file(bad, resolve).unwrap_err();
+            assert!(err.contains("weight=N"), "{err}");
+        }
+    }
+
+    #[test]
     fn a_reload_keeps_unchanged_targets_in_their_slots() {
         let t = Targets::new(vec![target(1)], vec![target(2), target(3)], 4);
         t.mark_healthy(1);
