@@ -160,6 +160,19 @@ impl Algorithm {
         })
     }
 
+    /// Whether picks use requests in flight (least-connections, p2c-ewma).
+    #[inline]
+    pub fn counts_in_flight(self) -> bool {
+        matches!(self, Algorithm::LeastConnections | Algorithm::P2cEwma)
+    }
+
+    /// Whether picks use response latencies (p2c-ewma): only then is the
+    /// clock read per request.
+    #[inline]
+    pub fn times_latency(self) -> bool {
+        self == Algorithm::P2cEwma
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Algorithm::RoundRobin => "round-robin",

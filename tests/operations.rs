@@ -613,6 +613,20 @@ fn a_stopped_target_counts_a_connect_failure() {
 }
 
 #[test]
+fn a_failure_with_nowhere_else_to_go_is_not_counted_as_a_retry() {
+    let a = Backend::start("A");
+    let lb = start_admin(&[&a], &[]);
+    a.stop();
+
+    // A refuses; there is no other target, so nothing is retried.
+    let r = Client::connect(lb.addr()).request("GET", "/", &[], b"");
+    assert_eq!(r.status, 502);
+    let s = Scrape::take(&lb);
+    assert_eq!(s.target("lb_target_connect_failures_total", &a), 1.0);
+    assert_eq!(s.target("lb_target_retries_total", &a), 0.0);
+}
+
+#[test]
 fn a_hanging_target_counts_a_timeout() {
     let a = Backend::start("A");
     let lb = start_admin(&[&a], &["--response-timeout", "300ms"]);

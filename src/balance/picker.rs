@@ -80,12 +80,6 @@ impl Picker {
         self.weights[slot] = weight.max(1);
     }
 
-    /// Whether picks use response latencies (p2c-ewma).
-    #[inline]
-    pub fn wants_latency(&self) -> bool {
-        self.algorithm == Algorithm::P2cEwma
-    }
-
     /// Moves the latency clock on (nanoseconds since the picker was made;
     /// p2c-ewma only).
     #[inline]
@@ -113,9 +107,10 @@ impl Picker {
         }
     }
 
-    /// Whether `pick` would find a target.
-    pub fn has_candidate(&self, c: &Candidates<'_>, tried: &[u32]) -> bool {
-        next_healthy(c.health, 0, tried).is_some() || next_healthy(c.fallback, 0, tried).is_some()
+    /// Whether `pick` would find a target among `health`, or else
+    /// `fallback`, that is not in `tried` (whatever the algorithm).
+    pub fn has_candidate(health: &HealthBitmap, fallback: &HealthBitmap, tried: &[u32]) -> bool {
+        next_healthy(health, 0, tried).is_some() || next_healthy(fallback, 0, tried).is_some()
     }
 
     #[inline]
@@ -184,7 +179,8 @@ impl Picker {
     }
 
     /// Requests in flight to `slot` on this worker.
-    pub fn in_flight(&self, slot: usize) -> u32 {
+    #[cfg(test)]
+    fn in_flight(&self, slot: usize) -> u32 {
         self.in_flight[slot]
     }
 
@@ -217,10 +213,10 @@ mod tests {
         let mut p = Picker::new(Algorithm::RoundRobin, 3, 0);
         let mut tried = Vec::new();
         assert_eq!(p.pick(&c, &mut tried), Some(2));
-        assert!(p.has_candidate(&c, &tried));
+        assert!(Picker::has_candidate(&health, &fallback, &tried));
         tried.push(2);
         assert_eq!(p.pick(&c, &mut tried), None);
-        assert!(!p.has_candidate(&c, &tried));
+        assert!(!Picker::has_candidate(&health, &fallback, &tried));
     }
 
     #[test]

@@ -52,8 +52,6 @@ pub struct TargetState {
     checked: bool,
     /// The verdict of the checks (with rise and fall applied).
     checks_healthy: bool,
-    /// The most recent check passed.
-    last_passed: bool,
     passes: u32,
     fails: u32,
     /// Ejected until then.
@@ -68,11 +66,6 @@ impl TargetState {
     /// Whether the target should be in rotation (its bit set).
     pub fn in_rotation(&self) -> bool {
         self.checks_healthy && self.ejected_until.is_none()
-    }
-
-    /// Whether the most recent health check passed.
-    pub fn last_check_passed(&self) -> bool {
-        self.last_passed
     }
 
     /// Whether it has had a health check.
@@ -102,7 +95,6 @@ impl TargetState {
             self.checks_healthy = false;
             self.passes = 0;
         }
-        self.last_passed = passed;
         if passed {
             self.passes = self.passes.saturating_add(1);
             self.fails = 0;
@@ -226,7 +218,6 @@ mod tests {
         // A worker cleared the bit after a 500.
         assert!(!s.record_check(true, false, &T));
         assert!(s.record_check(true, false, &T));
-        assert!(s.last_check_passed());
     }
 
     #[test]

@@ -23,8 +23,11 @@ enum Attempt {
     /// The response went to the client (or the client left): done.
     Finished(Next),
     /// The target failed in a way that allows another target to be tried;
-    /// the error is the answer if none is left.
+    /// the error is the answer if none is left (or the budget says no).
     Retry(Error),
+    /// As `Retry`, with the retry already taken from the budget (a 500,
+    /// whose answer depends on whether it will be retried).
+    RetryGranted(Error),
     /// Failed, and no other target may be tried: answer this error, and
     /// close the client connection when `close` is set.
     Fail(Error, bool),
@@ -48,8 +51,6 @@ pub(super) struct Exchange<'a> {
     /// The status the client got, and from which target (for the log).
     status: u16,
     answered_by: Option<usize>,
-    /// The retry after this attempt has been taken from the budget.
-    retry_granted: bool,
 }
 
 /// Forwards one request and relays its answer.
@@ -71,7 +72,6 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHe
         last_500: None,
         status: 0,
         answered_by: None,
-        retry_granted: false,
     };
     let started = worker.timing().then(Instant::now);
     conn.sent = 0;
@@ -138,17 +138,24 @@ impl Exchange<'_> {
             worker.attempt_finished(target);
             if let Some(c) = counters {
                 c.in_flight.sub(1);
-                if matches!(outcome, Attempt::Retry(_)) {
-                    c.retries.add(1);
-                }
             }
-            match outcome {
+            let granted = match outcome {
                 Attempt::Finished(next) => return next,
-                Attempt::Retry(e) => last_error = e,
                 Attempt::Fail(e, close) => return self.answer(conn, e, close).await,
-            }
-            if !std::mem::take(&mut self.retry_granted) && !self.may_retry(conn) {
+                Attempt::RetryGranted(e) => {
+                    last_error = e;
+                    true
+                }
+                Attempt::Retry(e) => {
+                    last_error = e;
+                    self.may_retry(conn)
+                }
+            };
+            if !granted {
                 break;
+            }
+            if let Some(c) = counters {
+                c.retries.add(1);
             }
         }
         if let Some((head, mut buf, target)) = self.last_500.take() {
@@ -265,7 +272,6 @@ impl Exchange<'_> {
         if head.status == 500 {
             self.worker.degrade(target, "answered 500");
             if self.replayable() && self.may_retry(conn) {
-                self.retry_granted = true;
                 // Close this connection rather than drain it; keep the 500
                 // if it is whole, in case it has to be the answer after all.
                 if is_complete(&head, &self.resp) {
@@ -273,7 +279,7 @@ impl Exchange<'_> {
                     self.last_500 = Some((head, kept, target));
                     self.resp.reserve(RESPONSE_BUF);
                 }
-                return Attempt::Retry(Error::AllTargetsFailed);
+                return Attempt::RetryGranted(Error::AllTargetsFailed);
             }
         }
         self.last_500 = None;

@@ -11,7 +11,7 @@ use monoio::io::{CancelHandle, Canceller};
 use crate::access_log::{AccessLog, Sink};
 use crate::balance::{HealthBitmap, Picker, Rng, Thresholds};
 use crate::buffers::BufferPool;
-use crate::config::{Algorithm, Config};
+use crate::config::Config;
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::retry::RetryBudget;
 use crate::signals::Events;
@@ -102,10 +102,6 @@ pub struct Worker {
     pub shared: &'static Shared,
     /// The algorithm's state and what this worker learnt of each target.
     picker: RefCell<Picker>,
-    /// The algorithm uses requests in flight (least-connections, p2c-ewma),
-    /// and latencies (p2c-ewma): round robin and weighted skip both.
-    counts_in_flight: bool,
-    times_latency: bool,
     /// Retries this worker may still make, and the jitter of backoffs.
     budget: RefCell<RetryBudget>,
     rng: RefCell<Rng>,
@@ -162,11 +158,6 @@ impl Worker {
             shared,
             // Start each worker's cursor at a different target, so that the
             // first requests of each core do not all go to target 0.
-            counts_in_flight: matches!(
-                config.algorithm,
-                Algorithm::LeastConnections | Algorithm::P2cEwma
-            ),
-            times_latency: config.algorithm == Algorithm::P2cEwma,
             picker: RefCell::new(picker),
             budget: RefCell::new(RetryBudget::new(config.retry_budget, config.retry_floor)),
             rng: RefCell::new(Rng::new(id as u64)),

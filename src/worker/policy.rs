@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Worker, HOUSEKEEPING};
-use crate::balance::{human, Candidates};
+use crate::balance::{human, Candidates, Picker};
 use crate::retry::backoff;
 
 /// The longest an ejection lasts (unless `--eject-time` is longer).
@@ -45,45 +45,27 @@ impl Worker {
     #[inline]
     pub fn pick(&self, tried: &mut Vec<u32>) -> Option<usize> {
         let targets = &self.shared.targets;
+        let config = self.config();
+        let now = self.coarse_now();
         let mut picker = self.picker.borrow_mut();
-        if picker.wants_latency() {
-            picker.set_clock(self.nanos_since_start(self.coarse_now()));
+        if config.algorithm.times_latency() {
+            picker.set_clock(self.nanos_since_start(now));
         }
-        match self.shared.config.slow_start {
-            None => picker.pick(
-                &Candidates {
-                    health: &targets.health,
-                    fallback: &targets.passed,
-                    slow_start: None,
-                },
-                tried,
-            ),
-            Some(_) => {
-                let since = targets.since_epoch(self.coarse_now());
-                let share = |slot| targets.slow_start_share(slot, since);
-                picker.pick(
-                    &Candidates {
-                        health: &targets.health,
-                        fallback: &targets.passed,
-                        slow_start: Some((&targets.slow_start, &share)),
-                    },
-                    tried,
-                )
-            }
-        }
+        let share = |slot| targets.slow_start_share(slot, targets.since_epoch(now));
+        let candidates = Candidates {
+            health: &targets.health,
+            fallback: &targets.passed,
+            slow_start: config
+                .slow_start
+                .map(|_| (&targets.slow_start, &share as &dyn Fn(usize) -> f64)),
+        };
+        picker.pick(&candidates, tried)
     }
 
     /// Whether another target than those in `tried` could be picked.
     pub fn has_candidate(&self, tried: &[u32]) -> bool {
         let targets = &self.shared.targets;
-        self.picker.borrow().has_candidate(
-            &Candidates {
-                health: &targets.health,
-                fallback: &targets.passed,
-                slow_start: None,
-            },
-            tried,
-        )
+        Picker::has_candidate(&targets.health, &targets.passed, tried)
     }
 
     /// Nanoseconds from the worker's start to `now`.
@@ -95,9 +77,7 @@ impl Worker {
     /// no clock is read otherwise).
     #[inline]
     pub fn latency_start(&self) -> Option<Instant> {
-        self.counts_in_flight
-            .then(Instant::now)
-            .filter(|_| self.times_latency)
+        self.config().algorithm.times_latency().then(Instant::now)
     }
 
     /// The response head of an attempt sent at `sent` to `slot` arrived.
@@ -111,14 +91,14 @@ impl Worker {
     /// An attempt on `slot` starts (counted for least-connections).
     #[inline]
     pub fn attempt_started(&self, slot: usize) {
-        if self.counts_in_flight {
+        if self.config().algorithm.counts_in_flight() {
             self.picker.borrow_mut().started(slot);
         }
     }
 
     #[inline]
     pub fn attempt_finished(&self, slot: usize) {
-        if self.counts_in_flight {
+        if self.config().algorithm.counts_in_flight() {
             self.picker.borrow_mut().finished(slot);
         }
     }
