@@ -4,28 +4,14 @@
 mod support;
 use support::*;
 
-use std::thread;
 use std::time::{Duration, Instant};
 
 /// Deadline of every wait for a condition that should hold almost at once.
 const WAIT: Duration = Duration::from_secs(5);
 
-/// The name the balancer's log uses for a target: its address as given.
-fn name(b: &Backend) -> String {
-    b.addr().to_string()
-}
-
 /// The `X-Backend` header of a response (which target answered).
 fn answered_by(r: &Response) -> String {
     r.header("x-backend").unwrap_or("<none>").to_string()
-}
-
-/// The balancer's `listening on ...` line.
-fn startup_line(lb: &Balancer) -> String {
-    lb.log()
-        .into_iter()
-        .find(|line| line.contains(LISTENING))
-        .expect("a start-up line")
 }
 
 /// Which target answered each of `n` requests on one keep-alive connection.
@@ -80,7 +66,7 @@ fn answers_503_when_no_target_is_healthy() {
     a.set_healthy(false);
     b.set_healthy(false);
     let lb = start_balancer(&[&a, &b], &[]);
-    assert!(startup_line(&lb).contains("2 targets (0 healthy)"));
+    assert!(lb.startup_line().contains("2 targets (0 healthy)"));
 
     let r = Client::connect(lb.addr()).request("GET", "/", &[], b"");
     assert_eq!(r.status, 503);
@@ -96,13 +82,19 @@ fn the_first_health_round_completes_before_the_balancer_accepts() {
     b.set_healthy(false);
     let lb = start_balancer(&[&a, &b], &[]);
 
-    let line = startup_line(&lb);
+    let line = lb.startup_line();
     assert!(line.contains("2 targets (1 healthy)"), "{line}");
-    assert!(line.contains(&format!("{} healthy", name(&a))), "{line}");
-    assert!(line.contains(&format!("{} degraded", name(&b))), "{line}");
+    assert!(
+        line.contains(&format!("{} healthy", target_name(&a))),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("{} degraded", target_name(&b))),
+        "{line}"
+    );
     let why = format!(
         "health: {} is degraded at start (health check answered 503)",
-        name(&b)
+        target_name(&b)
     );
     assert!(lb.log_contains(&why), "no `{why}` in {:#?}", lb.log());
 
@@ -130,7 +122,7 @@ fn takes_a_target_out_when_its_health_check_fails() {
     b.set_healthy(false);
     let down = format!(
         "health: {} healthy -> degraded (health check answered 503)",
-        name(&b)
+        target_name(&b)
     );
     assert!(
         lb.wait_for_log(&down, WAIT),
@@ -147,13 +139,15 @@ fn brings_a_target_back_when_its_health_check_passes_again() {
     let b = Backend::start("B");
     b.set_healthy(false);
     let lb = start_balancer(&[&a, &b], &["--health-interval", "50ms"]);
-    assert!(startup_line(&lb).contains(&format!("{} degraded", name(&b))));
+    assert!(lb
+        .startup_line()
+        .contains(&format!("{} degraded", target_name(&b))));
     assert_eq!(names_on_one_connection(&lb, 2), ["A", "A"]);
 
     b.set_healthy(true);
     let up = format!(
         "health: {} degraded -> healthy (health check answered 200)",
-        name(&b)
+        target_name(&b)
     );
     assert!(lb.wait_for_log(&up, WAIT), "no `{up}` in {:#?}", lb.log());
     let mut names = names_on_one_connection(&lb, 2);
@@ -176,13 +170,13 @@ fn keeps_checking_the_other_targets_while_one_health_check_hangs() {
             "50ms",
         ],
     );
-    assert!(startup_line(&lb).contains("2 targets (2 healthy)"));
+    assert!(lb.startup_line().contains("2 targets (2 healthy)"));
 
     // The health path is not `/_health`, so the mode applies to it.
     a.set_mode(Mode::Hang);
     let down = format!(
         "health: {} healthy -> degraded (health check timed out)",
-        name(&a)
+        target_name(&a)
     );
     assert!(
         lb.wait_for_log(&down, WAIT),
@@ -200,7 +194,7 @@ fn keeps_checking_the_other_targets_while_one_health_check_hangs() {
     );
     assert!(requests_for(&a, "/slow") >= a_before + 3);
     assert!(
-        !lb.log_contains(&format!("{} healthy -> degraded", name(&b))),
+        !lb.log_contains(&format!("{} healthy -> degraded", target_name(&b))),
         "{:#?}",
         lb.log()
     );
@@ -225,7 +219,7 @@ fn a_round_of_checks_takes_one_health_timeout_not_one_per_hanging_target() {
     );
     let took = started.elapsed();
 
-    assert!(startup_line(&lb).contains("5 targets (1 healthy)"));
+    assert!(lb.startup_line().contains("5 targets (1 healthy)"));
     assert!(
         took < Duration::from_millis(900),
         "the start-up round took {took:?}"
@@ -246,7 +240,7 @@ fn a_hanging_health_check_gives_up_after_the_default_timeout_of_1s() {
 
     let why = format!(
         "health: {} is degraded at start (health check timed out)",
-        name(&a)
+        target_name(&a)
     );
     assert!(lb.log_contains(&why), "no `{why}` in {:#?}", lb.log());
     assert!(took < Duration::from_secs(3), "started after {took:?}");
@@ -256,7 +250,7 @@ fn a_hanging_health_check_gives_up_after_the_default_timeout_of_1s() {
 fn checks_the_given_health_path() {
     let a = Backend::start("A");
     let lb = start_balancer(&[&a], &["--health-path", "/custom"]);
-    assert!(startup_line(&lb).contains("1 targets (1 healthy)"));
+    assert!(lb.startup_line().contains("1 targets (1 healthy)"));
 
     let log = a.requests_log();
     assert_eq!(log.len(), 1, "{log:?}");
@@ -274,12 +268,18 @@ fn a_target_whose_health_path_answers_503_is_degraded_at_start() {
     a.set_mode(Mode::Status(503));
     let lb = start_balancer(&[&a, &b], &["--health-path", "/custom"]);
 
-    let line = startup_line(&lb);
-    assert!(line.contains(&format!("{} degraded", name(&a))), "{line}");
-    assert!(line.contains(&format!("{} healthy", name(&b))), "{line}");
+    let line = lb.startup_line();
+    assert!(
+        line.contains(&format!("{} degraded", target_name(&a))),
+        "{line}"
+    );
+    assert!(
+        line.contains(&format!("{} healthy", target_name(&b))),
+        "{line}"
+    );
     let why = format!(
         "health: {} is degraded at start (health check answered 503)",
-        name(&a)
+        target_name(&a)
     );
     assert!(lb.log_contains(&why), "no `{why}` in {:#?}", lb.log());
     assert_eq!(names_on_one_connection(&lb, 3), ["B", "B", "B"]);
@@ -290,7 +290,7 @@ fn balances_over_more_than_64_targets() {
     let targets: Vec<Backend> = (0..70).map(|i| Backend::start(&format!("t{i}"))).collect();
     let refs: Vec<&Backend> = targets.iter().collect();
     let lb = start_balancer(&refs, &[]);
-    assert!(startup_line(&lb).contains("70 targets (70 healthy)"));
+    assert!(lb.startup_line().contains("70 targets (70 healthy)"));
 
     let names = names_on_one_connection(&lb, 140);
     let expected: Vec<String> = (0..140).map(|i| format!("t{}", i % 70)).collect();
@@ -308,23 +308,7 @@ fn many_concurrent_connections_on_two_workers_all_get_200() {
 
     const CLIENTS: usize = 32;
     const EACH: usize = 5;
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            thread::spawn(move || {
-                let mut c = Client::connect(addr);
-                (0..EACH)
-                    .map(|_| c.request("GET", "/", &[], b"").status)
-                    .collect::<Vec<u16>>()
-            })
-        })
-        .collect();
-    for (i, client) in clients.into_iter().enumerate() {
-        let statuses = client.join().expect("client thread");
-        assert!(
-            statuses.iter().all(|&s| s == 200),
-            "client {i}: {statuses:?}"
-        );
-    }
+    requests_from_threads(addr, CLIENTS, EACH);
     assert_eq!(a.requests() + b.requests(), CLIENTS * EACH);
     assert!(a.requests() > 0 && b.requests() > 0);
 }

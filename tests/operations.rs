@@ -6,7 +6,6 @@
 mod support;
 use support::*;
 
-use std::collections::HashMap;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -19,9 +18,6 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// Deadline of every wait for a condition that should hold almost at once.
 const WAIT: Duration = Duration::from_secs(5);
-
-/// What the start-up line says before the admin address.
-const ADMIN_ON: &str = "; admin on ";
 
 /// The start of the log line of a refused reload.
 const REFUSED: &str = "reload refused, the running set stays: ";
@@ -48,12 +44,6 @@ const FAMILIES: [(&str, &str); 14] = [
 // Helpers
 // ---------------------------------------------------------------------------
 
-/// The name the balancer gives a target in logs, metrics and `/targets`:
-/// its address as written on the command line or in the file.
-fn name(b: &Backend) -> String {
-    b.addr().to_string()
-}
-
 /// [`start_balancer`] (one worker, no health rounds after the first) with
 /// the admin endpoint on a free port.
 fn start_admin(backends: &[&Backend], extra: &[&str]) -> Balancer {
@@ -62,34 +52,11 @@ fn start_admin(backends: &[&Backend], extra: &[&str]) -> Balancer {
     start_balancer(backends, &args)
 }
 
-/// The start-up line.
-fn startup_line(lb: &Balancer) -> String {
-    lb.log()
-        .into_iter()
-        .find(|l| l.contains(LISTENING))
-        .expect("the harness found the start-up line")
-}
-
-/// Where the admin endpoint listens, from the start-up line.
-fn admin_addr(lb: &Balancer) -> SocketAddr {
-    let line = startup_line(lb);
-    let at = line
-        .find(ADMIN_ON)
-        .unwrap_or_else(|| panic!("no `{ADMIN_ON}` in the start-up line {line:?}"));
-    let token = line[at + ADMIN_ON.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap_or_default();
-    token
-        .parse()
-        .unwrap_or_else(|e| panic!("cannot parse the admin address in {line:?}: {e}"))
-}
-
 /// One request to the admin endpoint, on its own connection.
 fn admin(lb: &Balancer, method: &str, path: &str, headers: &[(&str, &str)]) -> Response {
     let mut all = vec![("Connection", "close")];
     all.extend_from_slice(headers);
-    Client::connect(admin_addr(lb)).request(method, path, &all, b"")
+    Client::connect(lb.admin_addr()).request(method, path, &all, b"")
 }
 
 /// `POST /reload`.
@@ -106,75 +73,7 @@ fn targets_text(lb: &Balancer) -> String {
 
 /// The `/targets` text row of a target: `name address health in_flight`.
 fn target_row(b: &Backend, health: &str, in_flight: u64) -> String {
-    format!("{} {} {health} {in_flight}", name(b), b.addr())
-}
-
-/// `/metrics`, read and parsed.
-struct Scrape {
-    text: String,
-    samples: HashMap<String, f64>,
-}
-
-impl Scrape {
-    fn take(lb: &Balancer) -> Scrape {
-        let r = admin(lb, "GET", "/metrics", &[]);
-        assert_eq!(r.status, 200, "GET /metrics: {}", r.body_str());
-        let text = r.body_str();
-        let samples = text
-            .lines()
-            .filter(|l| !l.is_empty() && !l.starts_with('#'))
-            .map(|l| {
-                let (series, value) = l
-                    .rsplit_once(' ')
-                    .unwrap_or_else(|| panic!("not a sample: {l:?}"));
-                let value = value
-                    .parse()
-                    .unwrap_or_else(|e| panic!("bad value in {l:?}: {e}"));
-                (series.to_string(), value)
-            })
-            .collect();
-        Scrape { text, samples }
-    }
-
-    /// The value of one series, e.g. `lb_uptime_seconds` or
-    /// `lb_worker_open_connections{worker="0"}`.
-    fn get(&self, series: &str) -> f64 {
-        *self
-            .samples
-            .get(series)
-            .unwrap_or_else(|| panic!("no series {series} in\n{}", self.text))
-    }
-
-    fn has(&self, series: &str) -> bool {
-        self.samples.contains_key(series)
-    }
-
-    /// A per-target family's value for `b`.
-    fn target(&self, family: &str, b: &Backend) -> f64 {
-        self.get(&format!("{family}{{target=\"{}\"}}", name(b)))
-    }
-
-    /// `lb_target_responses_total` of `b` for a status class (`"2xx"`).
-    fn responses(&self, b: &Backend, class: &str) -> f64 {
-        self.get(&format!(
-            "lb_target_responses_total{{target=\"{}\",class=\"{class}\"}}",
-            name(b)
-        ))
-    }
-
-    /// The sum of every series of a family (all labels).
-    fn sum(&self, family: &str) -> f64 {
-        let prefix = format!("{family}{{");
-        self.samples
-            .iter()
-            .filter(|(s, _)| s.starts_with(&prefix))
-            .map(|(_, v)| v)
-            .sum()
-    }
-
-    fn duration_count(&self) -> f64 {
-        self.get("lb_request_duration_seconds_count")
-    }
+    format!("{} {} {health} {in_flight}", target_name(b), b.addr())
 }
 
 /// Waits until a scrape satisfies `cond`; the last scrape either way.
@@ -263,7 +162,7 @@ fn targets_file(targets: &[&Backend]) -> TempFile {
 fn set_targets(file: &TempFile, targets: &[&Backend]) {
     let mut text = String::from("# targets for the operations tests\n\n");
     for t in targets {
-        text.push_str(&format!("{}  # {}\n", name(t), t.name()));
+        text.push_str(&format!("{}  # {}\n", target_name(t), t.name()));
     }
     file.write(&text);
 }
@@ -301,7 +200,12 @@ fn sighup_reload(lb: &Balancer) -> String {
 
 /// The log line of a successful reload.
 fn reload_line(added: &[&Backend], removed: &[&Backend], kept: usize) -> String {
-    let names = |v: &[&Backend]| v.iter().map(|b| name(b)).collect::<Vec<_>>().join(", ");
+    let names = |v: &[&Backend]| {
+        v.iter()
+            .map(|b| target_name(b))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
     format!(
         "reload: {} added [{}], {} removed [{}], {kept} kept",
         added.len(),
@@ -313,7 +217,7 @@ fn reload_line(added: &[&Backend], removed: &[&Backend], kept: usize) -> String 
 
 /// Waits until the log says `b` came back healthy after a check.
 fn wait_healthy_log(lb: &Balancer, b: &Backend) {
-    let line = format!("health: {} degraded -> healthy", name(b));
+    let line = format!("health: {} degraded -> healthy", target_name(b));
     assert!(
         lb.wait_for_log(&line, WAIT),
         "no `{line}` in {:#?}",
@@ -437,12 +341,12 @@ fn assert_exit_line(args: &[&str], code: i32, want: &str) -> String {
 fn start_up_line_ends_with_the_admin_address() {
     let a = Backend::start("A");
     let lb = start_admin(&[&a], &[]);
-    let addr = admin_addr(&lb);
+    let addr = lb.admin_addr();
     assert_ne!(addr.port(), 0, "port 0 must be replaced by the real port");
     assert!(
-        startup_line(&lb).ends_with(&format!("{ADMIN_ON}{addr}")),
+        lb.startup_line().ends_with(&format!("{ADMIN_ON}{addr}")),
         "{}",
-        startup_line(&lb)
+        lb.startup_line()
     );
     assert_eq!(admin(&lb, "GET", "/metrics", &[]).status, 200);
 }
@@ -703,7 +607,7 @@ fn targets_json(rows: &[(&Backend, bool, u64)]) -> String {
         .map(|(b, healthy, in_flight)| {
             format!(
                 "{{\"target\":\"{}\",\"address\":\"{}\",\"healthy\":{healthy},\"state\":\"{}\",\"weight\":1,\"in_flight\":{in_flight}}}",
-                name(b),
+                target_name(b),
                 b.addr(),
                 if *healthy { "healthy" } else { "degraded" }
             )
@@ -923,7 +827,7 @@ fn a_removed_target_finishes_its_request_in_flight() {
     let r = post_reload(&lb);
     assert_eq!(r.body_str(), "reloaded: 0 added, 1 removed, 1 kept\n");
     assert!(
-        !targets_text(&lb).contains(&name(&b)),
+        !targets_text(&lb).contains(&target_name(&b)),
         "{}",
         targets_text(&lb)
     );
@@ -1029,8 +933,8 @@ fn post_reload_refuses_a_file_with_an_unparseable_line_and_keeps_the_set() {
 
     file.write(&format!(
         "{}\n{}\nthis is not a target\n",
-        name(&b),
-        name(&c)
+        target_name(&b),
+        target_name(&c)
     ));
     let r = post_reload(&lb);
     assert_eq!(r.status, 400, "{}", r.body_str());
@@ -1044,7 +948,7 @@ fn post_reload_refuses_a_file_with_an_unparseable_line_and_keeps_the_set() {
 
     assert_eq!(get_n(&lb, 4), ["A", "B", "A", "B"]);
     assert_eq!(c.requests(), 0);
-    assert!(!targets_text(&lb).contains(&name(&c)));
+    assert!(!targets_text(&lb).contains(&target_name(&c)));
 }
 
 #[test]
@@ -1057,7 +961,7 @@ fn sighup_reload_refuses_an_address_that_is_not_host_port_and_keeps_the_set() {
 
     // C is fine, but the second line has no port: nothing of the file is
     // taken, B stays.
-    file.write(&format!("{}\n127.0.0.1\n", name(&c)));
+    file.write(&format!("{}\n127.0.0.1\n", target_name(&c)));
     let outcome = sighup_reload(&lb);
     assert!(
         outcome.contains(REFUSED) && outcome.contains("'127.0.0.1' is not host:port"),
@@ -1112,7 +1016,7 @@ fn replace_b_by_c(a: &Backend, b: &Backend, c: &Backend) -> (Balancer, Scrape) {
     assert!(
         !s.has(&format!(
             "lb_target_requests_total{{target=\"{}\"}}",
-            name(b)
+            target_name(b)
         )),
         "a removed target still has series:\n{}",
         s.text
@@ -1268,7 +1172,7 @@ fn access_log_has_one_line_per_forwarded_request() {
         assert!(is_utc_stamp(&l.time), "{l:?}");
         assert_eq!(l.client, "127.0.0.1", "{l:?}");
         assert_eq!(l.status, status, "{l:?}");
-        assert_eq!(l.target, name(&a), "{l:?}");
+        assert_eq!(l.target, target_name(&a), "{l:?}");
         assert_eq!(l.attempts, 1, "{l:?}");
         assert!(l.millis >= 0.0, "{l:?}");
         assert!(l.bytes > 0, "{l:?}");
@@ -1338,7 +1242,7 @@ fn access_log_counts_two_attempts_when_the_first_target_answered_500() {
     let l = line_of(&lines, "GET /retried HTTP/1.1");
     assert_eq!(
         (l.status, l.target.as_str(), l.attempts),
-        (200, name(&b).as_str(), 2),
+        (200, target_name(&b).as_str(), 2),
         "{l:?}"
     );
     assert!(l.bytes > 0, "{l:?}");
@@ -1379,14 +1283,14 @@ fn access_log_dash_writes_to_stdout() {
         .find(|l| l.contains(needle))
         .expect("found above");
     let l = AccessLine::parse(&line);
-    assert_eq!((l.target, l.attempts), (name(&a), 1), "{line}");
+    assert_eq!((l.target, l.attempts), (target_name(&a), 1), "{line}");
     assert!(l.bytes > 0, "{line}");
 }
 
 #[test]
 fn access_log_that_cannot_be_opened_stops_start_up_with_exit_status_1() {
     let a = Backend::start("A");
-    let addr = name(&a);
+    let addr = target_name(&a);
     assert_exit_line(
         &[
             "-p",
@@ -1427,7 +1331,7 @@ fn log_lines_carry_a_utc_time_and_a_level() {
     get_n(&lb, 2);
     let degraded = format!(
         "WARN load-balancer: health: {} healthy -> degraded",
-        name(&a)
+        target_name(&a)
     );
     assert!(lb.wait_for_log(&degraded, WAIT), "{:#?}", lb.log());
 
@@ -1438,7 +1342,7 @@ fn log_lines_carry_a_utc_time_and_a_level() {
             "{line}"
         );
     }
-    assert_eq!(log_level_of(&startup_line(&lb)), Some("NOTICE"));
+    assert_eq!(log_level_of(&lb.startup_line()), Some("NOTICE"));
 }
 
 #[test]
@@ -1466,7 +1370,7 @@ fn log_level_warn_writes_degraded_changes_but_no_info_line() {
     get_n(&lb, 3);
     let degraded = format!(
         "WARN load-balancer: health: {} healthy -> degraded",
-        name(&a)
+        target_name(&a)
     );
     assert!(lb.wait_for_log(&degraded, WAIT), "{:#?}", lb.log());
 
@@ -1518,7 +1422,7 @@ fn an_admin_port_in_use_stops_start_up_with_exit_status_1() {
     let a = Backend::start("A");
     let taken = TcpListener::bind("127.0.0.1:0").unwrap();
     let admin_at = taken.local_addr().unwrap().to_string();
-    let target = name(&a);
+    let target = target_name(&a);
     assert_exit_line(
         &[
             "-p",

@@ -8,7 +8,6 @@ mod support;
 use support::*;
 
 use std::fs;
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::thread;
 use std::time::Duration;
@@ -28,18 +27,9 @@ const CHECK_EVERY: &str = "100ms";
 /// Every `--algorithm`.
 const ALGORITHMS: [&str; 4] = ["round-robin", "weighted", "least-connections", "p2c-ewma"];
 
-/// What the start-up line says before the admin address.
-const ADMIN_ON: &str = "; admin on ";
-
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// The name the balancer gives a target in logs, metrics and `/targets`:
-/// its address as given with `-b`.
-fn name(b: &Backend) -> String {
-    b.addr().to_string()
-}
 
 /// The `X-Backend` header of a response (which target answered).
 fn answered_by(r: &Response) -> String {
@@ -61,14 +51,6 @@ fn start_specs(specs: &[String], extra: &[&str]) -> Balancer {
     args.extend(["--workers", "1", "--health-interval", "60s"]);
     args.extend_from_slice(extra);
     Balancer::start(&args)
-}
-
-/// The start-up line.
-fn startup_line(lb: &Balancer) -> String {
-    lb.log()
-        .into_iter()
-        .find(|l| l.contains(LISTENING))
-        .expect("the harness found the start-up line")
 }
 
 /// How many lines of the log contain `needle`.
@@ -97,20 +79,23 @@ fn expect_another_log(lb: &Balancer, needle: &str, before: usize, timeout: Durat
 /// The log line of a state change of `b` (the start of it: the reason
 /// follows in parentheses).
 fn transition(b: &Backend, from: &str, to: &str) -> String {
-    format!("health: {} {from} -> {to}", name(b))
+    format!("health: {} {from} -> {to}", target_name(b))
 }
 
 /// The log line of an ejection of `b` after `n` failures, the last `last`.
 fn ejection(b: &Backend, time: &str, n: usize, last: &str) -> String {
     format!(
         "health: {} healthy -> ejected for {time} ({n} failures in a row, last: {last})",
-        name(b)
+        target_name(b)
     )
 }
 
 /// The log line of the end of an ejection of `b`.
 fn ejection_over(b: &Backend) -> String {
-    format!("health: {} ejected -> healthy (ejection over)", name(b))
+    format!(
+        "health: {} ejected -> healthy (ejection over)",
+        target_name(b)
+    )
 }
 
 /// How many of the latest answers in a row equal `pass`.
@@ -175,49 +160,11 @@ fn assert_smooth_3_to_1(names: &[String]) {
     }
 }
 
-/// Where the admin endpoint listens, from the start-up line.
-fn admin_addr(lb: &Balancer) -> SocketAddr {
-    let line = startup_line(lb);
-    let at = line
-        .find(ADMIN_ON)
-        .unwrap_or_else(|| panic!("no `{ADMIN_ON}` in the start-up line {line:?}"));
-    let token = line[at + ADMIN_ON.len()..]
-        .split_whitespace()
-        .next()
-        .unwrap_or_default();
-    token
-        .parse()
-        .unwrap_or_else(|e| panic!("cannot parse the admin address in {line:?}: {e}"))
-}
-
 /// `GET path` on the admin endpoint, asserted 200; the body.
 fn admin_get(lb: &Balancer, path: &str) -> String {
-    let r = get(admin_addr(lb), path);
+    let r = get(lb.admin_addr(), path);
     assert_eq!(r.status, 200, "GET {path}: {}", r.body_str());
     r.body_str()
-}
-
-/// The sum of the samples of a metric family in `/metrics` whose labels
-/// contain `labels` (`""` for all of them).
-fn metric(lb: &Balancer, family: &str, labels: &str) -> f64 {
-    let text = admin_get(lb, "/metrics");
-    let samples: Vec<f64> = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let rest = l.strip_prefix(family)?;
-            let (series, value) = rest.rsplit_once(' ')?;
-            let named = series.is_empty() || series.starts_with('{');
-            (named && series.contains(labels)).then_some((l, value))
-        })
-        .map(|(l, value)| {
-            value
-                .parse()
-                .unwrap_or_else(|e| panic!("bad value in {l:?}: {e}"))
-        })
-        .collect();
-    assert!(!samples.is_empty(), "no {family} {labels} in\n{text}");
-    samples.iter().sum()
 }
 
 /// The value of `field` in a compact JSON object (`{"a":1,"b":"x"}`), as
@@ -234,7 +181,7 @@ fn json_field<'a>(object: &'a str, field: &str) -> Option<&'a str> {
 fn target_json(lb: &Balancer, b: &Backend) -> String {
     let body = admin_get(lb, "/targets?format=json");
     let compact: String = body.split_whitespace().collect();
-    let want = format!("\"target\":\"{}\"", name(b));
+    let want = format!("\"target\":\"{}\"", target_name(b));
     compact
         .trim_start_matches('[')
         .trim_end_matches(']')
@@ -291,15 +238,18 @@ fn a_flapping_target_never_changes_state_with_the_default_rise_and_fall() {
     // Pass, fail, pass, fail ...: never two passes or three failures in a row.
     b.set_health_pattern(&[true, false]);
     let lb = start_balancer(&[&a, &b], &["--health-interval", CHECK_EVERY]);
-    let line = startup_line(&lb);
-    assert!(line.contains(&format!("{} healthy", name(&b))), "{line}");
+    let line = lb.startup_line();
+    assert!(
+        line.contains(&format!("{} healthy", target_name(&b))),
+        "{line}"
+    );
 
     assert!(
         b.wait_for_health_checks(12, ROUNDS_WAIT),
         "B answered only {} health checks",
         b.health_checks()
     );
-    let about_b = format!("health: {} ", name(&b));
+    let about_b = format!("health: {} ", target_name(&b));
     assert_eq!(count_log(&lb, &about_b), 0, "{:#?}", lb.log());
     let names = names_on_one_connection(&lb, 4);
     assert_eq!(count(&names, "B"), 2, "{names:?}");
@@ -405,11 +355,10 @@ fn an_ejection_ends_after_its_time_and_the_next_one_in_a_row_lasts_twice_as_long
     send_until(&mut c, 20, || a.requests() >= 6);
     expect_log(&lb, &ejection(&a, "600ms", 3, "answered 503"), WAIT);
     let family = "lb_target_ejections_total";
-    let label = format!("target=\"{}\"", name(&a));
     assert!(
-        wait_for(WAIT, || metric(&lb, family, &label) == 2.0),
-        "{family}{{{label}}} is {}",
-        metric(&lb, family, &label)
+        wait_for(WAIT, || Scrape::take(&lb).target(family, &a) == 2.0),
+        "{family} of A is {}",
+        Scrape::take(&lb).target(family, &a)
     );
     assert_eq!(a.health_checks(), 1, "only the start-up check");
 }
@@ -447,7 +396,7 @@ fn connections_reset_without_an_answer_count_towards_ejection() {
     let lb = start_balancer(&[&a, &b], &["--eject-after", "2"]);
     let ejected = format!(
         "health: {} healthy -> ejected for 10s (2 failures in a row, last: ",
-        name(&a)
+        target_name(&a)
     );
 
     // Each reset is retried on B, so the client sees only 200s.
@@ -496,7 +445,7 @@ fn an_ejected_target_whose_health_checks_fail_stays_out_when_the_ejection_ends()
         "{:?}",
         a.health_answers()
     );
-    let end = format!("health: {} ejected -> ", name(&a));
+    let end = format!("health: {} ejected -> ", target_name(&a));
     assert!(
         !lb.log_contains(&end),
         "the ejection ended before A's checks failed: {:#?}",
@@ -527,7 +476,10 @@ fn a_target_degraded_by_a_500_needs_rise_passing_checks_to_come_back() {
     let checks_then = a.health_checks();
     expect_log(
         &lb,
-        &format!("health: {} healthy -> degraded (answered 500)", name(&a)),
+        &format!(
+            "health: {} healthy -> degraded (answered 500)",
+            target_name(&a)
+        ),
         WAIT,
     );
     a.set_mode(Mode::Ok);
@@ -643,7 +595,7 @@ fn the_retry_budget_caps_retries_at_its_share_of_requests() {
     let (attempts, lb) = attempts_of_100_requests("20");
     assert!(attempts >= 100, "{attempts} attempts");
     assert!(attempts <= 100 + 20 + 2, "{attempts} attempts");
-    let refused = metric(&lb, "lb_retry_budget_refused_total", "");
+    let refused = Scrape::take(&lb).get("lb_retry_budget_refused_total");
     assert!(refused > 0.0, "lb_retry_budget_refused_total {refused}");
 }
 
@@ -707,24 +659,7 @@ fn slow_share(algorithm: &str) -> f64 {
     let fast2 = Backend::start("F2");
     slow.set_mode(Mode::Delay(Duration::from_millis(30)));
     let lb = start_balancer(&[&fast1, &slow, &fast2], &["--algorithm", algorithm]);
-    let addr = lb.addr();
-    let clients: Vec<_> = (0..CLIENTS)
-        .map(|_| {
-            thread::spawn(move || {
-                let mut c = Client::connect(addr);
-                (0..EACH)
-                    .map(|_| c.request("GET", "/", &[], b"").status)
-                    .collect::<Vec<u16>>()
-            })
-        })
-        .collect();
-    for (i, client) in clients.into_iter().enumerate() {
-        let statuses = client.join().expect("client thread");
-        assert!(
-            statuses.iter().all(|&s| s == 200),
-            "{algorithm}, client {i}: {statuses:?}"
-        );
-    }
+    requests_from_threads(lb.addr(), CLIENTS, EACH);
     let total = fast1.requests() + slow.requests() + fast2.requests();
     assert_eq!(total, CLIENTS * EACH, "{algorithm}");
     slow.requests() as f64 / total as f64
@@ -863,8 +798,8 @@ fn add_by_reload(a: &Backend, b: &Backend, extra: &[&str]) -> (Balancer, TempFil
     let mut args = vec!["--targets-file", file.arg(), "--admin", "127.0.0.1:0"];
     args.extend_from_slice(extra);
     let lb = start_balancer(&[a], &args);
-    file.write(&format!("{}\n", name(b)));
-    let r = Client::connect(admin_addr(&lb)).request(
+    file.write(&format!("{}\n", target_name(b)));
+    let r = Client::connect(lb.admin_addr()).request(
         "POST",
         "/reload",
         &[("Connection", "close")],
@@ -908,7 +843,7 @@ fn targets_json_shows_each_state_and_weight() {
     down.set_healthy(false);
     out.set_mode(Mode::Status(503));
     let lb = start_specs(
-        &[weighted(&up, 3), name(&down), name(&out)],
+        &[weighted(&up, 3), target_name(&down), target_name(&out)],
         &[
             "--admin",
             "127.0.0.1:0",
@@ -922,7 +857,7 @@ fn targets_json_shows_each_state_and_weight() {
     send_until(&mut c, 10, || out.requests() >= 1);
     expect_log(
         &lb,
-        &format!("health: {} healthy -> ejected", name(&out)),
+        &format!("health: {} healthy -> ejected", target_name(&out)),
         WAIT,
     );
 
@@ -945,28 +880,6 @@ fn targets_json_shows_each_state_and_weight() {
 // ---------------------------------------------------------------------------
 // Command-line errors
 // ---------------------------------------------------------------------------
-
-/// Asserts a run failed with exit status 2 and exactly one line on stderr
-/// that contains each of `want` and points to --help.
-fn assert_flag_error(args: &[&str], want: &[&str]) {
-    let out = Balancer::run(args);
-    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: not one line: {:?}", out.stderr);
-    for w in want {
-        assert!(lines[0].contains(w), "{args:?}: {:?} lacks {w:?}", lines[0]);
-    }
-    assert!(
-        lines[0].contains("--help"),
-        "{args:?}: no hint: {:?}",
-        lines[0]
-    );
-    assert!(
-        !out.stderr.contains("panicked"),
-        "{args:?}: {:?}",
-        out.stderr
-    );
-}
 
 #[test]
 fn bad_policy_flags_get_one_line_and_exit_status_2() {
@@ -1017,7 +930,7 @@ fn good_policy_flags_are_taken() {
         ["--retry-budget", "0"],
         ["--retry-budget", "100"],
     ] {
-        let lb = start_specs(&[name(&a)], &more);
+        let lb = start_specs(&[target_name(&a)], &more);
         assert_eq!(names_on_one_connection(&lb, 1), ["A"], "{more:?}");
     }
 }

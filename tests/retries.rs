@@ -15,11 +15,6 @@ use std::time::{Duration, Instant};
 /// Deadline of every wait for a condition that should hold almost at once.
 const WAIT: Duration = Duration::from_secs(5);
 
-/// The name the balancer's log uses for a target: its address as given.
-fn name(b: &Backend) -> String {
-    b.addr().to_string()
-}
-
 /// The `X-Backend` header of a response (which target answered).
 fn answered_by(r: &Response) -> &str {
     r.header("x-backend").unwrap_or("<none>")
@@ -51,7 +46,10 @@ fn retries_on_500_with_another_target() {
     assert_eq!(r.body_str(), "B");
     assert_eq!(a.requests(), 1);
     assert_eq!(b.requests(), 1);
-    let line = format!("health: {} healthy -> degraded (answered 500)", name(&a));
+    let line = format!(
+        "health: {} healthy -> degraded (answered 500)",
+        target_name(&a)
+    );
     assert!(
         lb.wait_for_log(&line, WAIT),
         "no `{line}` in {:#?}",
@@ -87,7 +85,10 @@ fn a_target_that_answered_500_comes_back_once_its_health_check_passes() {
 
     let mut c = Client::connect(lb.addr());
     assert_eq!(c.request("GET", "/", &[], b"").body_str(), "B");
-    let down = format!("health: {} healthy -> degraded (answered 500)", name(&a));
+    let down = format!(
+        "health: {} healthy -> degraded (answered 500)",
+        target_name(&a)
+    );
     assert!(
         lb.wait_for_log(&down, WAIT),
         "no `{down}` in {:#?}",
@@ -96,7 +97,7 @@ fn a_target_that_answered_500_comes_back_once_its_health_check_passes() {
     a.set_mode(Mode::Ok);
     let up = format!(
         "health: {} degraded -> healthy (health check answered 200)",
-        name(&a)
+        target_name(&a)
     );
     assert!(lb.wait_for_log(&up, WAIT), "no `{up}` in {:#?}", lb.log());
 
@@ -188,7 +189,7 @@ fn retries_when_a_target_refuses_the_connection() {
     assert_eq!(r.body_str(), "B");
     let line = format!(
         "health: {} healthy -> degraded (connection refused)",
-        name(&a)
+        target_name(&a)
     );
     assert!(
         lb.wait_for_log(&line, WAIT),
@@ -517,7 +518,7 @@ fn retries_on_another_target_when_the_pooled_connections_to_a_stopped_target_are
     assert_eq!(a.requests(), 1);
     let line = format!(
         "health: {} healthy -> degraded (connection refused)",
-        name(&a)
+        target_name(&a)
     );
     assert!(
         lb.wait_for_log(&line, WAIT),

@@ -16,6 +16,9 @@ pub const START_TIMEOUT: Duration = Duration::from_secs(10);
 /// What the balancer prints once it listens; the address follows it.
 pub const LISTENING: &str = "listening on ";
 
+/// What the start-up line says just before the admin endpoint's address.
+pub const ADMIN_ON: &str = "; admin on ";
+
 /// The binary under test.
 pub fn balancer_program() -> &'static Path {
     Path::new(env!("CARGO_BIN_EXE_load-balancer"))
@@ -167,6 +170,29 @@ impl Balancer {
     /// Every line it printed so far (stderr and stdout, as they arrived).
     pub fn log(&self) -> Vec<String> {
         lock(&self.log).clone()
+    }
+
+    /// The start-up line (the one that says where it listens).
+    pub fn startup_line(&self) -> String {
+        self.log()
+            .into_iter()
+            .find(|l| l.contains(LISTENING))
+            .expect("the harness found the start-up line")
+    }
+
+    /// Where the admin endpoint listens (`--admin`), from the start-up line.
+    pub fn admin_addr(&self) -> SocketAddr {
+        let line = self.startup_line();
+        let at = line
+            .find(ADMIN_ON)
+            .unwrap_or_else(|| panic!("no `{ADMIN_ON}` in the start-up line {line:?}"));
+        let token = line[at + ADMIN_ON.len()..]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default();
+        token
+            .parse()
+            .unwrap_or_else(|e| panic!("cannot parse the admin address in {line:?}: {e}"))
     }
 
     pub fn log_contains(&self, needle: &str) -> bool {

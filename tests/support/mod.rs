@@ -19,6 +19,7 @@
 mod backend;
 mod balancer;
 mod client;
+mod scrape;
 mod wire;
 
 use std::time::{Duration, Instant};
@@ -30,9 +31,11 @@ pub use backend::{
     WEBSOCKET_KEY,
 };
 #[allow(unused_imports)]
-pub use balancer::{balancer_program, Balancer, RunOutput, LISTENING, START_TIMEOUT};
+pub use balancer::{balancer_program, Balancer, RunOutput, ADMIN_ON, LISTENING, START_TIMEOUT};
 #[allow(unused_imports)]
 pub use client::{get, request_bytes, Client, Response, CLIENT_TIMEOUT};
+#[allow(unused_imports)]
+pub use scrape::Scrape;
 
 /// How often the wait helpers check their condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -70,4 +73,54 @@ pub fn start_balancer(backends: &[&Backend], extra: &[&str]) -> Balancer {
     args.extend(["--workers", "1", "--health-interval", "60s"]);
     args.extend_from_slice(extra);
     Balancer::start(&args)
+}
+
+/// The name the balancer's log and metrics use for a target: its address
+/// as given with `-b`.
+pub fn target_name(b: &Backend) -> String {
+    b.addr().to_string()
+}
+
+/// Asserts a run failed with exit status 2 and exactly one line on stderr,
+/// which contains each of `want` and points to --help.
+pub fn assert_flag_error(args: &[&str], want: &[&str]) {
+    let out = Balancer::run(args);
+    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
+    let lines: Vec<&str> = out.stderr.lines().collect();
+    assert_eq!(lines.len(), 1, "{args:?}: not one line: {:?}", out.stderr);
+    for w in want {
+        assert!(lines[0].contains(w), "{args:?}: {:?} lacks {w:?}", lines[0]);
+    }
+    assert!(
+        lines[0].contains("--help"),
+        "{args:?}: no hint: {:?}",
+        lines[0]
+    );
+    assert!(
+        !out.stderr.contains("panicked"),
+        "{args:?}: {:?}",
+        out.stderr
+    );
+}
+
+/// `clients` threads, each on its own connection, send `each` GETs at once;
+/// asserts every answer was a 200.
+pub fn requests_from_threads(addr: std::net::SocketAddr, clients: usize, each: usize) {
+    let threads: Vec<_> = (0..clients)
+        .map(|_| {
+            std::thread::spawn(move || {
+                let mut c = Client::connect(addr);
+                (0..each)
+                    .map(|_| c.request("GET", "/", &[], b"").status)
+                    .collect::<Vec<u16>>()
+            })
+        })
+        .collect();
+    for (i, client) in threads.into_iter().enumerate() {
+        let statuses = client.join().expect("client thread");
+        assert!(
+            statuses.iter().all(|&s| s == 200),
+            "client {i}: {statuses:?}"
+        );
+    }
 }
