@@ -29,6 +29,20 @@ pub const DEFAULT_MAX_TARGETS: usize = 1024;
 /// Idle keep-alive connections kept per target on each worker.
 pub const DEFAULT_POOL_SIZE: usize = 128;
 
+/// How long an idle pooled connection is kept unless `--pool-idle-timeout`
+/// says otherwise: below the 5 s keep-alive timeout of Node, uvicorn and
+/// many other servers, so that the balancer closes first rather than race a
+/// request onto a connection the target is closing.
+pub const DEFAULT_POOL_IDLE_TIMEOUT: Duration = Duration::from_secs(4);
+
+/// Deadline for a whole request body unless `--client-body-timeout` says
+/// otherwise.
+pub const DEFAULT_CLIENT_BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Memory each worker may hold in request bodies buffered for replay unless
+/// `--max-replay-memory` says otherwise.
+pub const DEFAULT_MAX_REPLAY_MEMORY: usize = 64 * 1024 * 1024;
+
 /// The usage text printed by `--help`.
 pub const USAGE: &str = "\
 load-balancer: an HTTP/1.1 load balancer (thread-per-core, io_uring)
@@ -54,20 +68,28 @@ Options:
                                  [default: 10s]
       --slow-start <dur>         a returning target's share grows from 0 to full over this [default: off]
       --retries <n>              further attempts, each on another target [default: 2]
+      --retry-non-idempotent     also send a POST, PATCH, ... again after a target took it and
+                                 failed without answering [default: only idempotent methods
+                                 and requests with an Idempotency-Key]
       --retry-budget <percent>   retries allowed per worker, as a share of its requests over the
                                  last 10s [default: 20%]
       --retry-floor <n>          retries a second each worker may make whatever the budget [default: 10]
       --retry-backoff <dur>      base of the jittered wait before the second and later retries of a
                                  request [default: 10ms]
       --max-header-bytes <bytes> longest request head; longer is 431 (414 for the line alone) [default: 16384]
-      --client-header-timeout <dur>  deadline to receive a whole request head: 408 [default: 10s]
+      --client-header-timeout <dur>  deadline to receive a whole request head (the first one
+                                 from the connection's accept): 408 [default: 10s]
+      --client-body-timeout <dur>  deadline to receive a whole request body: 408 [default: 60s]
       --idle-timeout <dur>       idle keep-alive time on both sides, and the longest stall
                                  of a transfer or a tunnel [default: 60s]
       --connect-timeout <dur>    deadline to connect to a target [default: 2s]
       --response-timeout <dur>   deadline for a target to start its response: 504 [default: 30s]
       --max-connections <n>      open client connections, all workers together [default: 100000]
       --pool-size <n>            idle connections kept per target per worker [default: 128]
+      --pool-idle-timeout <dur>  how long an idle connection to a target is kept [default: 4s]
       --max-replay-body <bytes>  largest request body buffered for retries [default: 1048576]
+      --max-replay-memory <bytes>  request bodies buffered for retries, per worker; past it a
+                                 body is streamed and not replayed [default: 67108864]
       --targets-file <path>      more targets, one host:port per line (# comments); re-read on
                                  SIGHUP or POST /reload on the admin port
       --max-targets <n>          most targets at once, reloads included [default: 1024]
@@ -106,6 +128,9 @@ pub struct Config {
     pub health_path: String,
     pub health_timeout: Duration,
     pub retries: usize,
+    /// Send again requests that are not idempotent after a target took them
+    /// and failed without an answer.
+    pub retry_non_idempotent: bool,
     /// How a target is picked.
     pub algorithm: Algorithm,
     /// Passing (`rise`) or failing (`fall`) checks in a row that change a
@@ -126,8 +151,12 @@ pub struct Config {
     pub retry_backoff: Duration,
     /// Longest request head (request line and fields).
     pub max_header_bytes: usize,
-    /// Deadline to receive a whole request head, from its first byte.
+    /// Deadline to receive a whole request head: from its first byte, or
+    /// for a connection's first request from its accept.
     pub client_header_timeout: Duration,
+    /// Deadline to receive a whole request body, from the end of its head
+    /// (or from the `100 Continue`).
+    pub client_body_timeout: Duration,
     /// Idle keep-alive time of client and pooled target connections, and
     /// the longest a transfer (or tunnel) may go without progress.
     pub idle_timeout: Duration,
@@ -137,7 +166,11 @@ pub struct Config {
     /// Open client connections, all workers together.
     pub max_connections: usize,
     pub pool_size: usize,
+    /// How long an idle pooled target connection is kept.
+    pub pool_idle_timeout: Duration,
     pub max_replay_body: usize,
+    /// Bytes of request bodies a worker may hold buffered for replay.
+    pub max_replay_memory: usize,
 }
 
 /// How a target is picked for a request (`--algorithm`).
@@ -316,6 +349,7 @@ where
     let mut health_path = "/_health".to_string();
     let mut health_timeout = None;
     let mut retries = 2;
+    let mut retry_non_idempotent = false;
     let mut algorithm = Algorithm::RoundRobin;
     let mut rise = 2;
     let mut fall = 3;
@@ -327,12 +361,15 @@ where
     let mut retry_backoff = Duration::from_millis(10);
     let mut max_header_bytes = DEFAULT_MAX_HEADER_BYTES;
     let mut client_header_timeout = Duration::from_secs(10);
+    let mut client_body_timeout = DEFAULT_CLIENT_BODY_TIMEOUT;
     let mut idle_timeout = Duration::from_secs(60);
     let mut connect_timeout = Duration::from_secs(2);
     let mut response_timeout = Duration::from_secs(30);
     let mut max_connections = DEFAULT_MAX_CONNECTIONS;
     let mut pool_size = DEFAULT_POOL_SIZE;
+    let mut pool_idle_timeout = DEFAULT_POOL_IDLE_TIMEOUT;
     let mut max_replay_body = DEFAULT_MAX_REPLAY_BODY;
+    let mut max_replay_memory = DEFAULT_MAX_REPLAY_MEMORY;
     let mut targets_file = None;
     let mut max_targets = DEFAULT_MAX_TARGETS;
     let mut admin = None;
@@ -387,6 +424,7 @@ where
                 health_timeout = Some(value_duration(&mut parser, "--health-timeout")?)
             }
             Long("retries") => retries = value_num(&mut parser, "--retries")?,
+            Long("retry-non-idempotent") => retry_non_idempotent = true,
             Long("algorithm") => {
                 let v = value_str(&mut parser, "--algorithm")?;
                 algorithm = Algorithm::parse(&v).ok_or_else(|| {
@@ -432,7 +470,13 @@ where
             Long("client-header-timeout") => {
                 client_header_timeout = value_duration(&mut parser, "--client-header-timeout")?
             }
+            Long("client-body-timeout") => {
+                client_body_timeout = value_duration(&mut parser, "--client-body-timeout")?
+            }
             Long("idle-timeout") => idle_timeout = value_duration(&mut parser, "--idle-timeout")?,
+            Long("pool-idle-timeout") => {
+                pool_idle_timeout = value_duration(&mut parser, "--pool-idle-timeout")?
+            }
             Long("max-header-bytes") => {
                 max_header_bytes = value_num(&mut parser, "--max-header-bytes")?;
                 if max_header_bytes < 64 {
@@ -448,6 +492,9 @@ where
             Long("pool-size") => pool_size = value_num(&mut parser, "--pool-size")?,
             Long("max-replay-body") => {
                 max_replay_body = value_num(&mut parser, "--max-replay-body")?
+            }
+            Long("max-replay-memory") => {
+                max_replay_memory = value_num(&mut parser, "--max-replay-memory")?
             }
             Long("targets-file") => {
                 targets_file = Some(PathBuf::from(value_str(&mut parser, "--targets-file")?))
@@ -542,6 +589,7 @@ where
         health_path,
         health_timeout,
         retries,
+        retry_non_idempotent,
         algorithm,
         rise,
         fall,
@@ -553,12 +601,15 @@ where
         retry_backoff,
         max_header_bytes,
         client_header_timeout,
+        client_body_timeout,
         idle_timeout,
         connect_timeout,
         response_timeout,
         max_connections,
         pool_size,
+        pool_idle_timeout,
         max_replay_body,
+        max_replay_memory,
     })))
 }
 

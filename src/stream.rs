@@ -207,22 +207,40 @@ impl Gather {
 /// Writes every part of `gather` and leaves it empty. On error the gather
 /// is left empty too.
 pub async fn write_gather(stream: &mut TcpStream, gather: &mut Gather) -> Result<(), IoFail> {
+    write_gather_counted(stream, gather).await.map_err(|e| e.fail)
+}
+
+/// A gathered write that failed, and whether part of it had gone out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WriteFail {
+    pub fail: IoFail,
+    /// Some bytes were written before the failure.
+    pub partial: bool,
+}
+
+/// [`write_gather`] that tells, when it fails, whether any byte went out:
+/// a request none of which was written never reached the target.
+pub async fn write_gather_counted(
+    stream: &mut TcpStream,
+    gather: &mut Gather,
+) -> Result<(), WriteFail> {
+    let mut partial = false;
     while !gather.is_empty() {
         let mut owned = std::mem::take(gather);
         owned.sync();
         let (res, back) = stream.writev(owned).await;
         *gather = back;
-        match res {
-            Ok(0) => {
-                gather.clear();
-                return Err(IoFail::Closed);
+        let fail = match res {
+            Ok(0) => IoFail::Closed,
+            Ok(n) => {
+                gather.advance(n);
+                partial = true;
+                continue;
             }
-            Ok(n) => gather.advance(n),
-            Err(e) => {
-                gather.clear();
-                return Err(e.into());
-            }
-        }
+            Err(e) => e.into(),
+        };
+        gather.clear();
+        return Err(WriteFail { fail, partial });
     }
     gather.iov.clear();
     Ok(())

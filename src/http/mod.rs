@@ -261,6 +261,7 @@ enum Known {
     Expect,
     XForwardedFor,
     XForwardedProto,
+    IdempotencyKey,
     Other,
 }
 
@@ -284,7 +285,12 @@ fn classify(name: &[u8]) -> Known {
             (b"keep-alive".as_slice(), Known::KeepAlive)
         }
         14 => (b"content-length".as_slice(), Known::ContentLength),
-        15 => (b"x-forwarded-for".as_slice(), Known::XForwardedFor),
+        15 => {
+            if name.eq_ignore_ascii_case(b"idempotency-key") {
+                return Known::IdempotencyKey;
+            }
+            (b"x-forwarded-for".as_slice(), Known::XForwardedFor)
+        }
         16 => (b"proxy-connection".as_slice(), Known::ProxyConnection),
         17 => {
             if name.eq_ignore_ascii_case(b"transfer-encoding") {

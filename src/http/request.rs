@@ -20,6 +20,11 @@ pub struct RequestHead {
     pub line: (u32, u32),
     /// The method is HEAD (its response has no body).
     pub is_head: bool,
+    /// Running the request twice does no more than running it once: its
+    /// method is idempotent (RFC 9110 §9.2.2: GET, HEAD, OPTIONS, TRACE, PUT,
+    /// DELETE) or it carries an `Idempotency-Key`. Only such a request is
+    /// sent again after a target took it and failed without an answer.
+    pub idempotent: bool,
     pub version: Version,
     /// How the body is delimited: `None`, `Length` or `Chunked`.
     pub framing: Framing,
@@ -76,6 +81,7 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     let mut forwarded_for_lines = 0u32;
     let mut expect_continue = false;
     let mut upgrade_lines = 0u32;
+    let mut idempotency_key = false;
     for h in req.headers.iter() {
         let known = classify(h.name.as_bytes());
         fields.add(head, known, h.value).map_err(|e| match e {
@@ -87,6 +93,7 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
             Known::Expect => expect_continue = h.value.eq_ignore_ascii_case(b"100-continue"),
             Known::XForwardedFor => forwarded_for_lines += 1,
             Known::Upgrade => upgrade_lines += 1,
+            Known::IdempotencyKey => idempotency_key = true,
             _ => {}
         }
     }
@@ -151,6 +158,8 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
         head_len,
         line,
         is_head: method == "HEAD",
+        idempotent: idempotency_key
+            || matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"),
         version,
         framing,
         keep_alive,

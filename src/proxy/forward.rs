@@ -6,7 +6,6 @@
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
-use monoio::net::TcpStream;
 
 use super::body::{ClientFail, RequestBody};
 use super::head::{push_response_head, ClientHop};
@@ -16,6 +15,7 @@ use super::{ClientConn, Next};
 use crate::access_log::Entry;
 use crate::http::{BodyProgress, Error, Framing, RequestHead, ResponseHead};
 use crate::stream::{connect, IoFail};
+use crate::upstream::Upstream;
 use crate::worker::{Failure, Worker, RESPONSE_BUF};
 
 /// How one attempt on one target ended.
@@ -192,49 +192,67 @@ impl Exchange<'_> {
         }
     }
 
+    /// Whether a request the target may have received, and not answered,
+    /// may be sent again: when running it twice does no harm (an idempotent
+    /// method, or an `Idempotency-Key`), or the operator said any may be.
+    fn may_resend(&self) -> bool {
+        self.req.idempotent || self.worker.config().retry_non_idempotent
+    }
+
     async fn attempt(&mut self, conn: &mut ClientConn<'_>, target: usize) -> Attempt {
         let now = self.worker.coarse_now();
-        // A body that is streamed can be sent only once: check the pooled
-        // connection is open before trusting it with the request.
-        let check = matches!(self.body, RequestBody::Streamed { .. });
+        // A request that cannot be sent twice (a streamed body, or a method
+        // that is not idempotent) pays for a peek on a pooled connection, to
+        // narrow the window in which a closed one looks open.
+        let check = matches!(self.body, RequestBody::Streamed { .. }) || !self.may_resend();
         let gen = self.worker.slot_gen(target);
         let pooled = self.worker.pool.borrow_mut().take(target, gen, now, check);
         let mut reused = pooled.is_some();
-        let mut stream = match pooled {
-            Some(stream) => stream,
+        let mut upstream = match pooled {
+            Some(upstream) => upstream,
             None => match self.connect(conn, target).await {
-                Ok(stream) => stream,
+                Ok(upstream) => upstream,
                 Err(e) => return e,
             },
         };
         let sent = self.worker.latency_start();
         let head = loop {
-            let fail = match self.send_and_read_head(conn, &mut stream).await {
+            let fail = match self.send_and_read_head(conn, upstream.stream()).await {
                 Ok(head) => break head,
-                // A kept-alive connection the target had closed: it saw
-                // nothing, so send again on a fresh connection.
-                Err(SendFail::NothingBack) if reused && self.replayable() => {
-                    reused = false;
-                    stream = match self.connect(conn, target).await {
-                        Ok(stream) => stream,
-                        Err(e) => return e,
-                    };
-                    continue;
-                }
                 Err(SendFail::Client(ClientFail::Answer(e))) => {
                     return Attempt::Finished(Next::Reject(e))
                 }
                 Err(SendFail::Client(ClientFail::Gone)) => return Attempt::Finished(Next::Close),
                 Err(fail) => fail,
             };
+            // Failed before any answer: the request may go again if the
+            // target saw none of it, or if running it twice is harmless.
+            let resend = self.replayable()
+                && match fail {
+                    SendFail::NotSent => true,
+                    SendFail::NoResponse => self.may_resend(),
+                    _ => false,
+                };
+            if resend && reused {
+                // A kept-alive connection the target had closed: send again
+                // on a fresh connection to the same target.
+                reused = false;
+                upstream = match self.connect(conn, target).await {
+                    Ok(upstream) => upstream,
+                    Err(e) => return e,
+                };
+                continue;
+            }
             let (failure, outcome) = match fail {
-                SendFail::NothingBack if self.replayable() => (
+                SendFail::NotSent | SendFail::NoResponse if resend => (
                     Failure::NoResponse,
                     Attempt::Retry(Error::TargetUnreachable),
                 ),
-                SendFail::NothingBack => (
+                // The body is whole (or it would not be replayable), so the
+                // client connection is in a known state: it may stay open.
+                SendFail::NotSent | SendFail::NoResponse => (
                     Failure::NoResponse,
-                    Attempt::Fail(Error::TargetUnreachable, true),
+                    Attempt::Fail(Error::TargetUnreachable, !self.replayable()),
                 ),
                 SendFail::TimedOut => {
                     if let Some(m) = self.worker.metrics {
@@ -286,7 +304,7 @@ impl Exchange<'_> {
 
         (self.status, self.answered_by) = (head.status, Some(target));
         if head.status == 101 {
-            return Attempt::Finished(self.switch(conn, head, stream).await);
+            return Attempt::Finished(self.switch(conn, head, upstream).await);
         }
         let unread = self.body.unread();
         let relayed = relay(
@@ -294,7 +312,7 @@ impl Exchange<'_> {
             &self.req,
             head,
             &mut self.resp,
-            Some(&mut stream),
+            Some(upstream.stream()),
             unread,
             self.worker,
         )
@@ -302,7 +320,7 @@ impl Exchange<'_> {
         if relayed.outcome == Relayed::Reusable {
             let now = self.worker.coarse_now();
             let gen = self.worker.slot_gen(target);
-            self.worker.pool.borrow_mut().put(target, gen, stream, now);
+            self.worker.pool.borrow_mut().put(target, gen, upstream, now);
         }
         Attempt::Finished(relayed.next)
     }
@@ -313,7 +331,7 @@ impl Exchange<'_> {
         &mut self,
         conn: &mut ClientConn<'_>,
         head: ResponseHead,
-        upstream: TcpStream,
+        upstream: Upstream,
     ) -> Next {
         let head_bytes = self.resp.split_to(head.head_len).freeze();
         push_response_head(&mut conn.out, &head_bytes, &head.drops, ClientHop::Switched);
@@ -321,7 +339,7 @@ impl Exchange<'_> {
         self.resp.reserve(RESPONSE_BUF);
         let until = self.worker.soon(self.worker.config().idle_timeout);
         match conn.send_out(until).await {
-            Ok(()) => Next::Tunnel(upstream),
+            Ok(()) => Next::Tunnel(upstream.into_stream()),
             Err(_) => Next::Close,
         }
     }
@@ -331,7 +349,7 @@ impl Exchange<'_> {
         &self,
         conn: &mut ClientConn<'_>,
         target: usize,
-    ) -> Result<TcpStream, Attempt> {
+    ) -> Result<Upstream, Attempt> {
         let shared = self.worker.shared;
         let until = self.worker.soon(shared.config.connect_timeout);
         let Some(slot) = self.worker.target(target) else {
@@ -345,7 +363,7 @@ impl Exchange<'_> {
             }
         }
         match result {
-            Ok(stream) => Ok(stream),
+            Ok(stream) => Ok(Upstream::new(stream)),
             Err(IoFail::Refused) => {
                 self.worker.target_failed(target, Failure::Refused);
                 self.worker.degrade(target, "connection refused");

@@ -13,7 +13,7 @@ use super::forward::Exchange;
 use super::head::push_request_head;
 use super::ClientConn;
 use crate::http::{parse_response, ResponseHead};
-use crate::stream::{read_more, write_gather, IoFail};
+use crate::stream::{read_more, write_gather, write_gather_counted, IoFail, WriteFail};
 use crate::worker::RESPONSE_BUF;
 
 /// Largest response head accepted from a target; 502 past it.
@@ -28,9 +28,12 @@ const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
 /// Why sending a request and reading the response head failed.
 pub(super) enum SendFail {
-    /// Nothing came back: the write failed, or the connection closed or
-    /// reset before the first response byte.
-    NothingBack,
+    /// Not a byte of the request was written: the connection had been
+    /// closed or reset. The target saw nothing of it.
+    NotSent,
+    /// The request went out, and the connection closed or reset before the
+    /// first response byte: the target may have acted on it.
+    NoResponse,
     /// No response head within `--response-timeout`.
     TimedOut,
     /// The response head is not valid HTTP/1.1 (or an unasked-for 101).
@@ -53,11 +56,13 @@ impl Exchange<'_> {
         let config = &self.worker.shared.config;
         push_request_head(&mut conn.out, &self.head, &self.req, &conn.xff);
         conn.out.push(self.body.first());
-        let write = write_gather(stream, &mut conn.out);
-        conn.timer
-            .run(self.worker.soon(config.idle_timeout), write)
-            .await
-            .map_err(|_| SendFail::NothingBack)?;
+        let write = async { Ok(write_gather_counted(stream, &mut conn.out).await) };
+        match conn.timer.run(self.worker.soon(config.idle_timeout), write).await {
+            Ok(Ok(())) => {}
+            Ok(Err(WriteFail { partial: false, .. })) => return Err(SendFail::NotSent),
+            // Part of it, or all of it, may have reached the target.
+            _ => return Err(SendFail::NoResponse),
+        }
         let until = self.worker.soon(config.response_timeout);
         self.resp.clear();
         let mut got_any = false;
@@ -77,13 +82,10 @@ impl Exchange<'_> {
 
         loop {
             let head = self.read_head(conn, stream, until, &mut got_any).await?;
-            if head.is_interim() {
-                self.resp.advance(head.head_len);
-            } else if head.status == 101 && !self.req.upgrade {
-                return Err(SendFail::Invalid);
-            } else {
+            if !head.is_interim() {
                 return Ok(head);
             }
+            self.resp.advance(head.head_len);
         }
     }
 
@@ -103,7 +105,7 @@ impl Exchange<'_> {
         let readable = async { stream.readable(true).await.map_err(IoFail::from) };
         match conn.timer.run(wait, readable).await {
             Err(IoFail::TimedOut) => {}
-            Err(_) => return Err(SendFail::NothingBack),
+            Err(_) => return Err(SendFail::NoResponse),
             Ok(()) => loop {
                 let head = self.read_head(conn, stream, until, got_any).await?;
                 if !head.is_interim() {
@@ -151,7 +153,9 @@ impl Exchange<'_> {
     }
 
     /// Reads until `resp` starts with a whole response head (interim or
-    /// final), by the response deadline.
+    /// final), by the response deadline. Every head the request can get
+    /// comes through here, so this is where a `101` that the request did not
+    /// ask for is refused: relaying it would open a tunnel past every check.
     async fn read_head(
         &mut self,
         conn: &mut ClientConn<'_>,
@@ -162,6 +166,9 @@ impl Exchange<'_> {
         loop {
             if !self.resp.is_empty() {
                 match parse_response(&self.resp, self.req.is_head) {
+                    Ok(Some(head)) if head.status == 101 && !self.req.upgrade => {
+                        return Err(SendFail::Invalid)
+                    }
                     Ok(Some(head)) => return Ok(head),
                     Ok(None) if self.resp.len() < MAX_RESPONSE_HEAD => {}
                     _ => return Err(SendFail::Invalid),
@@ -171,7 +178,7 @@ impl Exchange<'_> {
             match conn.timer.run(until, read).await {
                 Ok(_) => *got_any = true,
                 Err(IoFail::TimedOut) => return Err(SendFail::TimedOut),
-                Err(_) if !*got_any => return Err(SendFail::NothingBack),
+                Err(_) if !*got_any => return Err(SendFail::NoResponse),
                 Err(_) => return Err(SendFail::Invalid),
             }
         }

@@ -1,21 +1,18 @@
 //! A worker's idle keep-alive connections to each target: bounded, reused
-//! most-recently-returned first, checked with a peek before each reuse, and
-//! closed once idle for `--idle-timeout`.
+//! most-recently-returned first, watched by a readiness poll while idle (a
+//! connection on which anything arrived is never reused), and closed once
+//! idle for `--pool-idle-timeout`.
 
 use std::time::{Duration, Instant};
 
-use monoio::net::TcpStream;
-
+use super::Upstream;
 use crate::metrics::Counter;
 use crate::stream::is_idle_and_open;
-
-/// How long after going idle a connection is trusted without a peek.
-pub const FRESH: Duration = Duration::from_secs(1);
 
 /// An idle connection, when it went idle, and the generation of the target
 /// in its slot then (a slot that changed hands does not give it out).
 struct Idle {
-    stream: TcpStream,
+    conn: Upstream,
     since: Instant,
     gen: u64,
 }
@@ -57,30 +54,28 @@ impl Pool {
         }
     }
 
-    /// An idle connection to `target` that is still open, if any. The
-    /// newest is tried first: it is the least likely to have been closed by
-    /// the target's idle timeout. Closed, expired or stale ones (from a
-    /// target that had the slot before, `gen` telling) are dropped.
+    /// An idle connection to `target` on which nothing arrived while it was
+    /// idle, if any. The newest is tried first: it is the least likely to
+    /// have been closed by the target's idle timeout. Connections whose poll
+    /// fired, expired ones and stale ones (from a target that had the slot
+    /// before, `gen` telling) are closed.
     ///
-    /// A connection idle for less than `FRESH` is taken without the liveness
-    /// peek (a syscall per request under load) unless `check` asks for it: a
-    /// target rarely closes a connection that quietly within a second of
-    /// answering on it, and if it did, a request that can be sent again is
-    /// (on a fresh connection, the target having seen nothing). A request
-    /// that cannot be sent twice asks for the check.
+    /// The poll sees what arrived up to the worker's last look at the ring;
+    /// a request that could not be sent again if the connection turned out
+    /// closed (`check`) also pays for a peek, which sees up to now.
     pub fn take(
         &mut self,
         target: usize,
         gen: u64,
         now: Instant,
         check: bool,
-    ) -> Option<TcpStream> {
+    ) -> Option<Upstream> {
         let before = self.idle[target].len();
         let idle = &mut self.idle[target];
         let mut found = None;
-        while let Some(conn) = idle.pop() {
-            let age = now.saturating_duration_since(conn.since);
-            if conn.gen != gen {
+        while let Some(mut idle_conn) = idle.pop() {
+            let age = now.saturating_duration_since(idle_conn.since);
+            if idle_conn.gen != gen {
                 continue;
             }
             if age >= self.max_idle {
@@ -88,8 +83,9 @@ impl Pool {
                 idle.clear();
                 break;
             }
-            if (age < FRESH && !check) || is_idle_and_open(&conn.stream) {
-                found = Some(conn.stream);
+            let conn = &mut idle_conn.conn;
+            if conn.disarm() && (!check || is_idle_and_open(conn.stream())) {
+                found = Some(idle_conn.conn);
                 break;
             }
         }
@@ -100,10 +96,12 @@ impl Pool {
         found
     }
 
-    /// Returns a connection after a complete exchange. When the pool for
-    /// that target is full, the oldest connection is closed instead.
-    pub fn put(&mut self, target: usize, gen: u64, stream: TcpStream, now: Instant) {
-        if self.per_target == 0 {
+    /// Returns a connection after a complete exchange, with its poll armed.
+    /// When the pool for that target is full, the oldest connection is
+    /// closed instead. A connection that has something to read already is
+    /// closed, not kept.
+    pub fn put(&mut self, target: usize, gen: u64, mut conn: Upstream, now: Instant) {
+        if self.per_target == 0 || !conn.arm() {
             return;
         }
         let idle = &mut self.idle[target];
@@ -112,7 +110,7 @@ impl Pool {
             idle.remove(0);
         }
         idle.push(Idle {
-            stream,
+            conn,
             since: now,
             gen,
         });

@@ -164,7 +164,7 @@ impl Worker {
             pool: RefCell::new(Pool::new(
                 shared.targets.capacity(),
                 config.pool_size,
-                config.idle_timeout,
+                config.pool_idle_timeout,
                 metrics.map(|m| &m.pooled),
             )),
             metrics,

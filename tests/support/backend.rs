@@ -73,7 +73,17 @@ pub enum Mode {
     /// `raw_body`) until the peer closes; then it closes.
     /// Other requests: like `Status`.
     RejectExpect(u16),
+    /// Answers as the inner mode does, then, [`LATE_DELAY`] later, writes
+    /// these bytes on the same connection, unasked (a late body after a
+    /// bodiless answer, a second response nobody asked for), counted by
+    /// [`Backend::late_writes`]; the connection stays open.
+    Then(Box<Mode>, Vec<u8>),
 }
+
+/// How long a [`Mode::Then`] target waits after its answer before it
+/// writes the unasked-for bytes: long enough for the balancer to have taken
+/// the answer and pooled the connection.
+pub const LATE_DELAY: Duration = Duration::from_millis(50);
 
 /// The `Sec-WebSocket-Key` of the sample handshake in RFC 6455 (section 1.3).
 pub const WEBSOCKET_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -131,6 +141,7 @@ struct Inner {
     mode: Mutex<Mode>,
     health: Mutex<HealthScript>,
     close_idle: AtomicBool,
+    late_writes: AtomicUsize,
     stopping: AtomicBool,
     connections: AtomicUsize,
     log: Mutex<Vec<Recorded>>,
@@ -224,6 +235,7 @@ impl Backend {
             mode: Mutex::new(Mode::Ok),
             health: Mutex::new(HealthScript::new(&[true])),
             close_idle: AtomicBool::new(false),
+            late_writes: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
@@ -309,6 +321,11 @@ impl Backend {
                 let _ = thread.join();
             }
         }
+    }
+
+    /// Unasked-for writes a [`Mode::Then`] target made so far.
+    pub fn late_writes(&self) -> usize {
+        self.inner.late_writes.load(Ordering::SeqCst)
     }
 
     /// Requests other than health checks whose head was read in full.
@@ -494,7 +511,10 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
         return respond(wire, &response, close_requested, End::Fin);
     }
 
-    let mode = lock(&inner.mode).clone();
+    let (mode, late) = match lock(&inner.mode).clone() {
+        Mode::Then(mode, late) => (*mode, Some(late)),
+        mode => (mode, None),
+    };
     let index = {
         let mut log = lock(&inner.log);
         log.push(Recorded {
@@ -628,14 +648,22 @@ fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
             response(200, &tag, name.as_bytes(), head_only, close_requested),
             idle_end,
         ),
-        Mode::Hang | Mode::ResetBeforeResponse | Mode::CloseBeforeResponse => {
+        Mode::Hang | Mode::ResetBeforeResponse | Mode::CloseBeforeResponse | Mode::Then(..) => {
             unreachable!("handled above")
         }
     };
-    match end {
+    let next = match end {
         Some(end) => respond(wire, &bytes, true, end),
         None => respond(wire, &bytes, false, End::Fin),
+    };
+    if let (Next::KeepAlive, Some(late)) = (&next, late) {
+        std::thread::sleep(LATE_DELAY);
+        if wire.stream.write_all(&late).is_err() {
+            return Next::Close(End::Drop);
+        }
+        inner.late_writes.fetch_add(1, Ordering::SeqCst);
     }
+    next
 }
 
 /// Reads the body into the log entry at `index`; false if the connection failed.

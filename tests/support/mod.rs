@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 // A test file that uses part of the harness must not warn about the rest.
 #[allow(unused_imports)]
 pub use backend::{
-    Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT, HEALTH_PATH, WEBSOCKET_ACCEPT,
-    WEBSOCKET_KEY,
+    Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT, HEALTH_PATH, LATE_DELAY,
+    WEBSOCKET_ACCEPT, WEBSOCKET_KEY,
 };
 #[allow(unused_imports)]
 pub use balancer::{balancer_program, Balancer, RunOutput, ADMIN_ON, LISTENING, START_TIMEOUT};
