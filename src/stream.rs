@@ -207,7 +207,9 @@ impl Gather {
 /// Writes every part of `gather` and leaves it empty. On error the gather
 /// is left empty too.
 pub async fn write_gather(stream: &mut TcpStream, gather: &mut Gather) -> Result<(), IoFail> {
-    write_gather_counted(stream, gather).await.map_err(|e| e.fail)
+    write_gather_counted(stream, gather)
+        .await
+        .map_err(|e| e.fail)
 }
 
 /// A gathered write that failed, and whether part of it had gone out.

@@ -38,7 +38,11 @@ fn no_client_gets_the_late_bytes(mode: Mode, first: (&str, &str), answer_len: us
             let mut next = Client::connect(lb.addr());
             let r = next.request("POST", &path, &[], path.as_bytes());
             assert_eq!(r.status, 200, "round {round}: {r:?}");
-            assert_eq!(r.body_str(), path, "round {round}: another answer came back");
+            assert_eq!(
+                r.body_str(),
+                path,
+                "round {round}: another answer came back"
+            );
         }
     }
 }
@@ -81,7 +85,11 @@ fn bytes_past_content_length_in_the_same_write_reach_no_client() {
     let mut c = Client::connect(lb.addr());
     let r = c.request("POST", "/mine", &[], b"mine");
     assert_eq!(r.body_str(), "mine");
-    assert_eq!(target.connections(), 3, "health check, the spoilt one, a new one");
+    assert_eq!(
+        target.connections(),
+        3,
+        "health check, the spoilt one, a new one"
+    );
 }
 
 #[test]

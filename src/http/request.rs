@@ -159,7 +159,10 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
         line,
         is_head: method == "HEAD",
         idempotent: idempotency_key
-            || matches!(method, "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"),
+            || matches!(
+                method,
+                "GET" | "HEAD" | "OPTIONS" | "TRACE" | "PUT" | "DELETE"
+            ),
         version,
         framing,
         keep_alive,

@@ -320,7 +320,10 @@ impl Exchange<'_> {
         if relayed.outcome == Relayed::Reusable {
             let now = self.worker.coarse_now();
             let gen = self.worker.slot_gen(target);
-            self.worker.pool.borrow_mut().put(target, gen, upstream, now);
+            self.worker
+                .pool
+                .borrow_mut()
+                .put(target, gen, upstream, now);
         }
         Attempt::Finished(relayed.next)
     }
@@ -345,11 +348,7 @@ impl Exchange<'_> {
     }
 
     /// A fresh connection to `target`; a refusal or timeout marks it degraded.
-    async fn connect(
-        &self,
-        conn: &mut ClientConn<'_>,
-        target: usize,
-    ) -> Result<Upstream, Attempt> {
+    async fn connect(&self, conn: &mut ClientConn<'_>, target: usize) -> Result<Upstream, Attempt> {
         let shared = self.worker.shared;
         let until = self.worker.soon(shared.config.connect_timeout);
         let Some(slot) = self.worker.target(target) else {

@@ -57,7 +57,11 @@ impl Exchange<'_> {
         push_request_head(&mut conn.out, &self.head, &self.req, &conn.xff);
         conn.out.push(self.body.first());
         let write = async { Ok(write_gather_counted(stream, &mut conn.out).await) };
-        match conn.timer.run(self.worker.soon(config.idle_timeout), write).await {
+        match conn
+            .timer
+            .run(self.worker.soon(config.idle_timeout), write)
+            .await
+        {
             Ok(Ok(())) => {}
             Ok(Err(WriteFail { partial: false, .. })) => return Err(SendFail::NotSent),
             // Part of it, or all of it, may have reached the target.

@@ -9,124 +9,134 @@
 //! never be reused. A peek before each reuse costs a syscall per request, so
 //! instead a readiness poll is armed in the ring when the connection goes
 //! idle and looked at (without a syscall) when it is taken: if it fired,
-//! something came, and the connection is closed. This is what nginx does
-//! with the read event it keeps on idle upstream connections.
+//! something came, and the connection is closed. nginx does the same with
+//! the read event it keeps on idle upstream connections.
 //!
-//! The poll is a monoio `readable` future, polled once with a no-op waker so
-//! that its operation is in the ring, and dropped (which cancels it) when
-//! the connection is taken. It borrows the stream, so the stream sits in an
-//! `Rc` that the poll holds a clone of while it is armed.
+//! The poll is a monoio `readable` future, polled with a no-op waker: the
+//! first poll puts its operation in the ring, later ones look whether it
+//! completed. It is never dropped while pending (monoio boxes what a
+//! cancelled operation leaves behind, an allocation per request): a
+//! connection taken with its poll pending carries it through the exchange,
+//! where the response makes it fire, and a new one is armed when the
+//! connection is pooled again. The future must own what it polls, and the
+//! stream is in use meanwhile, so it polls a second descriptor of the same
+//! socket (a `dup`, made once when the connection is first pooled).
 
 use std::future::Future;
 use std::io;
+use std::os::fd::{AsRawFd, BorrowedFd};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::{Context, Poll, Waker};
+use std::task::{Context, Waker};
 
 use monoio::net::TcpStream;
 
 /// A connection to a target.
 pub struct Upstream {
-    stream: Rc<TcpStream>,
-    /// Made when the connection is first pooled, then armed and disarmed
-    /// each time it goes idle and is taken again (no allocation then).
+    stream: TcpStream,
+    /// Made when the connection is first pooled, then armed again each time
+    /// it goes back (without allocating).
     watch: Option<Box<dyn Watch>>,
 }
 
 impl Upstream {
     pub fn new(stream: TcpStream) -> Upstream {
         Upstream {
-            stream: Rc::new(stream),
+            stream,
             watch: None,
         }
     }
 
-    /// The stream, for IO. Only a pooled connection has its poll armed, and
-    /// a connection in use is not in a pool, so the `Rc` is not shared.
     #[inline]
     pub fn stream(&mut self) -> &mut TcpStream {
-        Rc::get_mut(&mut self.stream).expect("a connection in use has no armed poll")
+        &mut self.stream
     }
 
     /// The stream alone, for a tunnel (it will not be pooled again).
     pub fn into_stream(self) -> TcpStream {
-        drop(self.watch);
-        Rc::into_inner(self.stream).expect("a connection in use has no armed poll")
+        self.stream
     }
 
-    /// Arms the poll, as the connection goes idle. False when something has
-    /// arrived already (the epoll driver can tell at once): do not pool it.
+    /// Arms the poll as the connection goes idle. False when it cannot be
+    /// watched, or something has arrived already (the epoll driver can tell
+    /// at once): do not pool it.
     pub fn arm(&mut self) -> bool {
-        let watch = self.watch.get_or_insert_with(new_watch);
-        watch.arm(&self.stream);
-        !watch.fired()
+        if self.watch.is_none() {
+            match new_watch(&self.stream) {
+                Ok(watch) => self.watch = Some(watch),
+                Err(_) => return false,
+            }
+        }
+        self.watch.as_mut().is_some_and(|w| w.arm())
     }
 
-    /// Disarms the poll, as the connection is taken from the pool. False
-    /// when the poll fired: bytes, an end of stream or an error arrived
-    /// while the connection was idle, and it must be closed.
-    pub fn disarm(&mut self) -> bool {
-        match &mut self.watch {
-            Some(watch) => {
-                let quiet = !watch.fired();
-                watch.disarm();
-                quiet
-            }
-            None => true,
-        }
+    /// Whether nothing arrived since the connection went idle: bytes, an end
+    /// of stream or an error make the poll fire, and such a connection must
+    /// be closed. The poll stays armed while the connection is in use.
+    pub fn is_quiet(&mut self) -> bool {
+        self.watch.as_mut().is_none_or(|w| !w.fired())
     }
 }
 
 /// The poll of one connection, behind a trait object because the future's
 /// type has no name.
 trait Watch {
-    /// Starts watching `stream` for anything to read.
-    fn arm(&mut self, stream: &Rc<TcpStream>);
-    /// Whether the poll has fired since it was armed.
+    /// Arms a poll unless one is armed already (one that has not fired
+    /// still watches). False when it fired at once.
+    fn arm(&mut self) -> bool;
+    /// Whether the armed poll has fired.
     fn fired(&mut self) -> bool;
-    /// Stops watching (cancels the operation in the ring).
-    fn disarm(&mut self);
 }
 
-/// A readiness future made by `make`, kept pinned in one box for the life
-/// of the connection and replaced in place each time it is armed.
+/// A readiness future made by `make` on `probe`, kept pinned in one box for
+/// the life of the connection and replaced in place each time it is armed.
 struct Readable<F> {
+    /// A second descriptor of the connection's socket.
+    probe: Rc<TcpStream>,
     make: fn(Rc<TcpStream>) -> F,
     poll: Pin<Box<Option<F>>>,
 }
 
 impl<F: Future<Output = io::Result<()>>> Watch for Readable<F> {
-    fn arm(&mut self, stream: &Rc<TcpStream>) {
-        self.poll.set(Some((self.make)(stream.clone())));
+    fn arm(&mut self) -> bool {
+        if self.poll.is_some() && !self.fired() {
+            return true;
+        }
+        // The one it replaces has completed: dropping it frees nothing.
+        self.poll.set(Some((self.make)(self.probe.clone())));
+        !self.fired()
     }
 
     fn fired(&mut self) -> bool {
-        // The first poll submits the operation; later ones look at whether
-        // it completed. No task is woken: the waker is a no-op.
-        match self.poll.as_mut().as_pin_mut() {
-            Some(fut) => {
-                let mut cx = Context::from_waker(Waker::noop());
-                matches!(fut.poll(&mut cx), Poll::Ready(_))
-            }
-            None => false,
+        let Some(fut) = self.poll.as_mut().as_pin_mut() else {
+            return false;
+        };
+        let mut cx = Context::from_waker(Waker::noop());
+        if fut.poll(&mut cx).is_pending() {
+            return false;
         }
-    }
-
-    fn disarm(&mut self) {
         self.poll.set(None);
+        true
     }
 }
 
 /// Waits until `stream` has something to read (bytes or its end) or fails.
 /// Not relaxed: on epoll a stale readiness is checked with `poll(2)` when
-/// the connection goes idle, not taken for an arrival.
+/// the poll is armed, not taken for an arrival.
 fn readable(stream: Rc<TcpStream>) -> impl Future<Output = io::Result<()>> {
     async move { stream.readable(false).await }
 }
 
-fn new_watch() -> Box<dyn Watch> {
-    Box::new(Readable {
+/// A watch on a second descriptor of `stream`'s socket.
+fn new_watch(stream: &TcpStream) -> io::Result<Box<dyn Watch>> {
+    // SAFETY: the descriptor belongs to `stream`, which is open and
+    // borrowed for the whole call; the borrow ends with it (dup(2) makes the
+    // owned copy).
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) }.try_clone_to_owned()?;
+    let probe = TcpStream::from_std(std::net::TcpStream::from(fd))?;
+    Ok(Box::new(Readable {
+        probe: Rc::new(probe),
         make: readable,
         poll: Box::pin(None),
-    })
+    }))
 }

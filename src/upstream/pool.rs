@@ -63,13 +63,7 @@ impl Pool {
     /// The poll sees what arrived up to the worker's last look at the ring;
     /// a request that could not be sent again if the connection turned out
     /// closed (`check`) also pays for a peek, which sees up to now.
-    pub fn take(
-        &mut self,
-        target: usize,
-        gen: u64,
-        now: Instant,
-        check: bool,
-    ) -> Option<Upstream> {
+    pub fn take(&mut self, target: usize, gen: u64, now: Instant, check: bool) -> Option<Upstream> {
         let before = self.idle[target].len();
         let idle = &mut self.idle[target];
         let mut found = None;
@@ -84,7 +78,7 @@ impl Pool {
                 break;
             }
             let conn = &mut idle_conn.conn;
-            if conn.disarm() && (!check || is_idle_and_open(conn.stream())) {
+            if conn.is_quiet() && (!check || is_idle_and_open(conn.stream())) {
                 found = Some(idle_conn.conn);
                 break;
             }
