@@ -30,6 +30,8 @@
 //!   offsets, body framing (length, chunked, until close), the errors the
 //!   balancer answers itself. Pure code: tested with byte slices.
 //! - [`buffers`]: per-worker free lists of read buffers.
+//! - [`blocking`]: blocking work (a file read, a name lookup) run on a
+//!   thread of its own and awaited without blocking a worker's event loop.
 //! - [`stream`]: socket helpers over monoio's owned buffers: appending
 //!   reads, gathered writes, deadlines, the liveness peek.
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
@@ -43,6 +45,7 @@ pub mod log;
 pub mod access_log;
 pub mod admin;
 pub mod balance;
+pub mod blocking;
 pub mod buffers;
 pub mod config;
 pub mod http;
