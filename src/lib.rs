@@ -19,7 +19,8 @@
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap.
 //! - [`access_log`]: one line per request, buffered per worker.
-//! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
+//! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`;
+//!   reloads, one at a time, reading the file on a thread of their own.
 //! - [`balance`]: the shared atomic health bitmap; the algorithms that pick
 //!   over it (round robin, smooth weighted, least connections, p2c over
 //!   peak-EWMA latency) and the per-worker picker that applies them with
