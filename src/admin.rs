@@ -5,15 +5,18 @@
 //! SIGHUP does). One request per connection; a cold path, kept simple.
 
 use std::fmt::Write;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::balance::Standing;
+use crate::blocking::off_thread;
 use crate::config::read_targets_file;
+use crate::signals::Notify;
 use crate::stream::{deadline, read_more, write_all};
-use crate::targets::Change;
+use crate::targets::{Change, Target};
 use crate::upstream::prober;
 use crate::worker::Shared;
 
@@ -47,16 +50,57 @@ pub async fn watch_reloads(shared: &'static Shared) {
     }
 }
 
+/// Keeps reloads in line: one at a time, in the order they were asked, so
+/// that the file read last is the one applied last even when two reloads
+/// (SIGHUP, `POST /reload`) come close together. Each waits for its turn,
+/// reads the file on a thread of its own and applies what it read.
+#[derive(Default)]
+pub struct Reloads {
+    /// Turns handed out so far.
+    taken: AtomicU64,
+    /// Raised as each turn ends.
+    done: Notify,
+}
+
+impl Reloads {
+    /// Waits until every reload asked before this one has ended. A reload
+    /// is never dropped while it waits (its task is spawned, nothing times
+    /// it out): its turn would never end and the reloads after it would
+    /// wait for ever.
+    async fn turn(&self) -> Turn<'_> {
+        let mine = self.taken.fetch_add(1, Ordering::AcqRel);
+        if mine > 0 {
+            self.done.after(mine - 1).await;
+        }
+        Turn(self)
+    }
+}
+
+/// A reload's turn, which ends when dropped.
+struct Turn<'r>(&'r Reloads);
+
+impl Drop for Turn<'_> {
+    fn drop(&mut self) {
+        self.0.done.raise();
+    }
+}
+
 /// Reads the targets file again and applies it; a bad file is refused whole
 /// and the running set stays. Targets that joined are checked at once.
+///
+/// The file is read, and its names resolved, on a thread of its own: both
+/// can block for seconds (a slow mount, a slow DNS server), and this runs
+/// on worker 0, which also serves clients. What the thread read is applied
+/// back here, after the reloads asked before this one ([`Reloads`]).
 pub async fn reload(shared: &'static Shared) -> Result<Change, String> {
-    let result = match &shared.config.targets_file {
-        None => Err("no --targets-file to reload".to_string()),
-        Some(path) => read_targets_file(path).and_then(|t| shared.targets.replace_file_targets(t)),
-    };
-    match &result {
-        Ok(change) => {
-            log!(
+    let result = {
+        let _turn = shared.reloads.turn().await;
+        let result = match read_off_thread(shared).await {
+            Ok(wanted) => shared.targets.replace_file_targets(wanted),
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(change) => log!(
                 info,
                 "reload: {} added [{}], {} removed [{}], {} kept",
                 change.added.len(),
@@ -64,14 +108,27 @@ pub async fn reload(shared: &'static Shared) -> Result<Change, String> {
                 change.removed.len(),
                 change.removed.join(", "),
                 change.kept
-            );
-            if !change.added.is_empty() {
-                prober::check_slots(shared, &change.added_slots).await;
-            }
+            ),
+            Err(e) => log!(warn, "reload refused, the running set stays: {e}"),
         }
-        Err(e) => log!(warn, "reload refused, the running set stays: {e}"),
+        result
+    };
+    if let Ok(change) = &result {
+        if !change.added.is_empty() {
+            prober::check_slots(shared, &change.added_slots).await;
+        }
     }
     result
+}
+
+/// Reads and resolves `--targets-file` on a thread of its own.
+async fn read_off_thread(shared: &Shared) -> Result<Vec<Target>, String> {
+    let Some(path) = shared.config.targets_file.clone() else {
+        return Err("no --targets-file to reload".to_string());
+    };
+    off_thread("reload", move || read_targets_file(&path))
+        .map_err(|e| format!("cannot start a thread to read the targets file: {e}"))?
+        .await
 }
 
 /// What a request asked for.

@@ -19,7 +19,8 @@
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap.
 //! - [`access_log`]: one line per request, buffered per worker.
-//! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
+//! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`;
+//!   reloads, one at a time, reading the file on a thread of their own.
 //! - [`balance`]: the shared atomic health bitmap; the algorithms that pick
 //!   over it (round robin, smooth weighted, least connections, p2c over
 //!   peak-EWMA latency) and the per-worker picker that applies them with
@@ -30,6 +31,8 @@
 //!   offsets, body framing (length, chunked, until close), the errors the
 //!   balancer answers itself. Pure code: tested with byte slices.
 //! - [`buffers`]: per-worker free lists of read buffers.
+//! - [`blocking`]: blocking work (a file read, a name lookup) run on a
+//!   thread of its own and awaited without blocking a worker's event loop.
 //! - [`stream`]: socket helpers over monoio's owned buffers: appending
 //!   reads, gathered writes, deadlines, the liveness peek.
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
@@ -43,6 +46,7 @@ pub mod log;
 pub mod access_log;
 pub mod admin;
 pub mod balance;
+pub mod blocking;
 pub mod buffers;
 pub mod config;
 pub mod http;

@@ -6,18 +6,24 @@
 mod support;
 use support::*;
 
+use std::ffi::CString;
 use std::fs;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{mpsc, Arc, Mutex};
 use std::thread;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 /// Deadline of every wait for a condition that should hold almost at once.
 const WAIT: Duration = Duration::from_secs(5);
+
+/// How long a plain request may take to be answered while a reload waits
+/// for its file.
+const ANSWER_DEADLINE: Duration = Duration::from_secs(2);
 
 /// The start of the log line of a refused reload.
 const REFUSED: &str = "reload refused, the running set stays: ";
@@ -143,6 +149,40 @@ impl TempFile {
     fn read(&self) -> String {
         fs::read_to_string(&self.path).unwrap_or_default()
     }
+
+    /// Replaces the file by a FIFO at the same path: whoever reads it then
+    /// waits for a writer (see [`TempFile::fifo_writer`]) and for its end.
+    fn make_fifo(&self) {
+        fs::remove_file(&self.path).expect("remove the file the FIFO replaces");
+        let path = CString::new(self.arg()).expect("no NUL in the temp path");
+        // SAFETY: `path` is a NUL-terminated string that outlives the call.
+        let rc = unsafe { libc::mkfifo(path.as_ptr(), 0o600) };
+        assert_eq!(
+            rc,
+            0,
+            "mkfifo {}: {}",
+            self.arg(),
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Waits until something has the FIFO open for reading (a reload,
+    /// blocked on it) and opens it for writing. The reader then waits for
+    /// what is written, until the writer is dropped.
+    fn fifo_writer(&self) -> fs::File {
+        let mut writer = None;
+        wait_for(WAIT, || {
+            // With no reader, a non-blocking open for writing fails (ENXIO)
+            // instead of waiting for one.
+            writer = fs::OpenOptions::new()
+                .write(true)
+                .custom_flags(libc::O_NONBLOCK)
+                .open(&self.path)
+                .ok();
+            writer.is_some()
+        });
+        writer.unwrap_or_else(|| panic!("nothing opened the FIFO {} to read it", self.arg()))
+    }
 }
 
 impl Drop for TempFile {
@@ -158,13 +198,18 @@ fn targets_file(targets: &[&Backend]) -> TempFile {
     file
 }
 
-/// Rewrites a targets file to list `targets`.
-fn set_targets(file: &TempFile, targets: &[&Backend]) {
+/// The text of a targets file listing `targets`.
+fn targets_list(targets: &[&Backend]) -> String {
     let mut text = String::from("# targets for the operations tests\n\n");
     for t in targets {
         text.push_str(&format!("{}  # {}\n", target_name(t), t.name()));
     }
-    file.write(&text);
+    text
+}
+
+/// Rewrites a targets file to list `targets`.
+fn set_targets(file: &TempFile, targets: &[&Backend]) {
+    file.write(&targets_list(targets));
 }
 
 /// Sends SIGHUP to the balancer.
@@ -1141,6 +1186,97 @@ fn reloads_under_traffic_lose_no_request() {
         &failures[..failures.len().min(20)]
     );
     assert!(b.requests() > 0 && c.requests() > 0);
+}
+
+/// Sends plain GETs through the balancer and asserts each is answered 200
+/// within [`ANSWER_DEADLINE`]; `while_` says what is going on, for the
+/// failure message.
+fn assert_answered_promptly(lb: &Balancer, while_: &str) {
+    let mut c = Client::connect(lb.addr());
+    c.set_read_timeout(ANSWER_DEADLINE);
+    for i in 0..3 {
+        let started = Instant::now();
+        c.send_request("GET", &format!("/meanwhile/{i}"), &[], b"");
+        let r = c.try_read_response_to("GET").unwrap_or_else(|e| {
+            panic!("GET {i} while {while_}: no answer within {ANSWER_DEADLINE:?} ({e})")
+        });
+        assert_eq!(r.status, 200, "GET {i} while {while_}: {}", r.body_str());
+        assert!(
+            started.elapsed() < ANSWER_DEADLINE,
+            "GET {i} while {while_} took {:?}",
+            started.elapsed()
+        );
+    }
+}
+
+#[test]
+fn requests_are_answered_while_reloads_wait_for_the_targets_file() {
+    let a = Backend::start("A");
+    let c = Backend::start("C");
+    let d = Backend::start("D");
+    let file = targets_file(&[]);
+    // One worker, the one that also serves the admin endpoint and reloads.
+    let lb = start_admin(&[&a], &["--workers", "1", "--targets-file", file.arg()]);
+    assert_eq!(get_n(&lb, 1), ["A"]);
+    // Reading the file now blocks until the test writes into it: a name
+    // that takes long to resolve, or a slow mount, made deterministic.
+    file.make_fifo();
+
+    sighup(&lb);
+    let mut writer = file.fifo_writer();
+    assert_answered_promptly(&lb, "a SIGHUP reload waits for its file");
+    assert!(
+        targets_text(&lb).contains(&target_name(&a)),
+        "{}",
+        targets_text(&lb)
+    );
+
+    // A second reload, asked while the first waits: it comes after it, and
+    // its answer only once it is done.
+    let admin_at = lb.admin_addr();
+    let (answered, answer) = mpsc::channel();
+    thread::spawn(move || {
+        let r =
+            Client::connect(admin_at).request("POST", "/reload", &[("Connection", "close")], b"");
+        let _ = answered.send((r.status, r.body_str()));
+    });
+
+    writer
+        .write_all(targets_list(&[&c]).as_bytes())
+        .expect("write the FIFO");
+    drop(writer);
+    let line = reload_line(&[&c], &[], 1);
+    assert!(
+        lb.wait_for_log(&line, WAIT),
+        "no `{line}` in {:#?}",
+        lb.log()
+    );
+
+    // The second reload now reads the FIFO in its turn.
+    let mut writer = file.fifo_writer();
+    assert_answered_promptly(&lb, "a POST /reload waits for its file");
+    assert!(
+        answer.try_recv().is_err(),
+        "POST /reload answered before its reload read the file"
+    );
+    writer
+        .write_all(targets_list(&[&c, &d]).as_bytes())
+        .expect("write the FIFO");
+    drop(writer);
+    let (status, body) = answer
+        .recv_timeout(WAIT)
+        .expect("no answer to POST /reload after its file was written");
+    assert_eq!(
+        (status, body.as_str()),
+        (200, "reloaded: 1 added, 0 removed, 2 kept\n")
+    );
+    let line = reload_line(&[&d], &[], 2);
+    assert!(lb.log_contains(&line), "no `{line}` in {:#?}", lb.log());
+    let listed = targets_text(&lb);
+    for b in [&a, &c, &d] {
+        assert!(listed.contains(&target_name(b)), "{listed}");
+    }
+    assert_answered_promptly(&lb, "no reload runs");
 }
 
 // ---------------------------------------------------------------------------

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use monoio::io::{CancelHandle, Canceller};
 
 use crate::access_log::{AccessLog, Sink};
+use crate::admin::Reloads;
 use crate::balance::{HealthBitmap, Picker, Rng, Thresholds};
 use crate::buffers::BufferPool;
 use crate::config::Config;
@@ -43,6 +44,8 @@ pub struct Shared {
     pub targets: Targets,
     /// Shutdown and reload, raised by signals or the admin endpoint.
     pub events: Events,
+    /// Reloads of `--targets-file` waiting for their turn.
+    pub reloads: Reloads,
     /// Every worker's counters, when `--admin` serves them.
     pub metrics: Option<Metrics>,
     /// Where access log lines go, when `--access-log` is on.
@@ -74,6 +77,7 @@ impl Shared {
             config,
             targets,
             events: Events::default(),
+            reloads: Reloads::default(),
             metrics,
             access_log,
         })
