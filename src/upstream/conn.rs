@@ -123,8 +123,8 @@ impl<F: Future<Output = io::Result<()>>> Watch for Readable<F> {
 /// Waits until `stream` has something to read (bytes or its end) or fails.
 /// Not relaxed: on epoll a stale readiness is checked with `poll(2)` when
 /// the poll is armed, not taken for an arrival.
-fn readable(stream: Rc<TcpStream>) -> impl Future<Output = io::Result<()>> {
-    async move { stream.readable(false).await }
+async fn readable(stream: Rc<TcpStream>) -> io::Result<()> {
+    stream.readable(false).await
 }
 
 /// A watch on a second descriptor of `stream`'s socket.
