@@ -207,6 +207,13 @@ const CHUNK_PIECES: &[&[u8]] = &[
     b"\0",
     b"\xff",
     b"g",
+    b"=",
+    b"\"",
+    b"\\",
+    b":",
+    b" ;a = \"b\\\"c\"",
+    b"X :y",
+    b" X: y",
 ];
 
 /// Random bytes, a random concatenation of chunked-body pieces, or an
@@ -344,8 +351,9 @@ fn valid_request() -> impl Strategy<Value = ValidRequest> {
 }
 
 /// A valid chunked body: zero to five data chunks (sizes in either case of
-/// hex, some with leading zeros, some with extensions), the last chunk, and
-/// zero to three trailer fields.
+/// hex, some with leading zeros, some with extensions, whitespace around
+/// their `;` and `=`), the last chunk, and zero to three trailer fields
+/// (values with whitespace around them, some empty, some with obs-text).
 fn valid_chunked_body() -> impl Strategy<Value = Vec<u8>> {
     let hex_size = |n: usize| {
         (0usize..3, any::<bool>()).prop_map(move |(zeros, upper)| {
@@ -360,14 +368,17 @@ fn valid_chunked_body() -> impl Strategy<Value = Vec<u8>> {
     // TCHARS, written out: a `&str` strategy can be cloned, a compiled one not.
     let token = "[A-Za-z0-9!#$%&'*+.^_`|~-]{1,8}";
     let quoted = "\"([ !#-\\[\\]-~\t]|\\\\[ -~])*\"";
+    // BWS: whitespace may go around `;` and `=`, never before CRLF.
+    let whitespace = prop::sample::select(vec!["", "", " ", "\t", " \t"]);
     let ext_value = prop_oneof![
         Just(String::new()),
-        token.prop_map(|t| format!("={t}")),
-        quoted.prop_map(|q| format!("={q}"))
+        (whitespace.clone(), whitespace.clone(), token)
+            .prop_map(|(before, after, t)| format!("{before}={after}{t}")),
+        (whitespace.clone(), whitespace.clone(), quoted)
+            .prop_map(|(before, after, q)| format!("{before}={after}{q}")),
     ];
-    let whitespace = prop::sample::select(vec!["", "", " ", "\t", " \t"]);
-    let extension =
-        (whitespace, token, ext_value).prop_map(|(ws, name, value)| format!("{ws};{name}{value}"));
+    let extension = (whitespace.clone(), whitespace.clone(), token, ext_value)
+        .prop_map(|(before, after, name, value)| format!("{before};{after}{name}{value}"));
     let extensions = vec(extension, 0..3).prop_map(|e| e.concat());
     let chunk = vec(any::<u8>(), 1..300).prop_flat_map(move |data| {
         (hex_size(data.len()), extensions.clone()).prop_map(move |(size, ext)| {
@@ -376,8 +387,11 @@ fn valid_chunked_body() -> impl Strategy<Value = Vec<u8>> {
     });
     let last_ext =
         vec(("[A-Za-z0-9-]{1,8}").prop_map(|n| format!(";{n}")), 0..2).prop_map(|e| e.concat());
-    let trailer = ("[A-Za-z0-9-]{1,12}", "[!-~]([ -~]{0,20}[!-~])?")
-        .prop_map(|(n, v)| format!("{n}: {v}\r\n"));
+    // A value starts and ends with a visible byte (or obs-text, here as
+    // the UTF-8 of U+0080..U+00FF); OWS goes around it.
+    let value = "([!-~\u{80}-\u{ff}]([ \t!-~\u{80}-\u{ff}]{0,20}[!-~\u{80}-\u{ff}])?)?";
+    let trailer = (token, whitespace.clone(), value, whitespace)
+        .prop_map(|(n, before, v, after)| format!("{n}:{before}{v}{after}\r\n"));
     (vec(chunk, 0..6), hex_size(0), last_ext, vec(trailer, 0..4)).prop_map(
         |(chunks, zero, ext, trailers)| {
             [
