@@ -24,6 +24,10 @@
 /// the size digits, whitespace before the first `;` included.
 const MAX_EXTENSION: u32 = 4096;
 
+/// Most hex digits in one chunk size, leading zeros included: a size line of
+/// endless zeros is refused rather than read forever.
+const MAX_SIZE_DIGITS: u8 = 32;
+
 /// Most bytes of trailer fields accepted after the last chunk.
 const MAX_TRAILERS: u32 = 16 * 1024;
 
@@ -197,12 +201,12 @@ impl ChunkedScanner {
         Ok(match self.state {
             State::Size { size, digits } => match hex_value(b) {
                 Some(d) => {
-                    if size > (u64::MAX >> 4) {
+                    if size > (u64::MAX >> 4) || digits >= MAX_SIZE_DIGITS {
                         return Err(BadSize);
                     }
                     State::Size {
                         size: (size << 4) | u64::from(d),
-                        digits: digits.saturating_add(1),
+                        digits: digits + 1,
                     }
                 }
                 None if digits == 0 => return Err(BadSize),
@@ -580,6 +584,18 @@ mod tests {
         let mut s = ChunkedScanner::new();
         assert_eq!(s.scan(b"ffffffffffffffff\r\n"), Ok(18));
         assert!(!s.is_done());
+    }
+
+    #[test]
+    fn endless_leading_zeros_are_refused() {
+        let mut ok = "0".repeat(MAX_SIZE_DIGITS as usize - 1);
+        ok.push_str("5\r\nhello\r\n0\r\n\r\n");
+        assert_eq!(body_len_every_split(ok.as_bytes()), Ok(Some(ok.len())));
+        let zeros = "0".repeat(MAX_SIZE_DIGITS as usize + 1);
+        assert_eq!(
+            ChunkedScanner::new().scan(zeros.as_bytes()),
+            Err(ChunkedError::BadSize)
+        );
     }
 
     #[test]
