@@ -872,3 +872,31 @@ fn rejects_a_bad_chunk_size() {
 fn rejects_a_chunk_size_that_overflows() {
     assert_bad_body_rejected(b"fffffffffffffffff");
 }
+
+#[test]
+fn a_101_the_client_did_not_ask_for_is_502_on_the_100_continue_path_too() {
+    // The target answers the head at once with a 101, before the body.
+    let backend = Backend::start("a");
+    backend.set_mode(Mode::RejectExpect(101));
+    let lb = start_balancer(&[&backend], &[]);
+    let mut c = Client::connect(lb.addr());
+    c.send(&request_bytes(
+        "POST",
+        "/u101",
+        &[("Expect", "100-continue"), ("Content-Length", "5")],
+        b"",
+    ));
+    let r = c.read_response();
+    assert_eq!(r.status, 502, "{:?}", r.headers);
+    assert_short_text_line(&r);
+    // No tunnel: what the client sends next never reaches the target (which
+    // records everything that arrives after its 101 as the body).
+    let _ = c.try_send(b"hello");
+    let _ = c.try_send(
+        b"POST /smuggled HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nContent-Length: 3\r\n\r\n0\r\n\r\n",
+    );
+    assert!(c.is_closed(Duration::from_secs(5)));
+    let log = backend.requests_log();
+    assert_eq!(log.len(), 1, "{log:?}");
+    assert!(!log[0].body_str().contains("smuggled"), "{log:?}");
+}

@@ -817,3 +817,131 @@ fn answers_504_when_the_connect_to_the_only_target_times_out() {
         "answered after {took:?}"
     );
 }
+
+// ---------------------------------------------------------------------------
+// A request the target took and did not answer is sent again only when
+// running it twice does no harm.
+
+#[test]
+fn a_post_the_target_took_and_reset_runs_once_and_is_502() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::ResetBeforeResponse);
+    b.set_mode(Mode::ResetBeforeResponse);
+    let lb = start_balancer(&[&a, &b], &[]);
+
+    let mut client = Client::connect(lb.addr());
+    let r = client.request("POST", "/order", &[], b"one order");
+    assert_eq!(r.status, 502);
+    assert_eq!(
+        a.requests() + b.requests(),
+        1,
+        "the POST reached a target more than once"
+    );
+    // The body was read whole: the client connection carries on.
+    assert_eq!(r.header("Connection"), Some("keep-alive"));
+}
+
+#[test]
+fn a_post_is_sent_again_when_its_connect_was_refused() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    b.set_mode(Mode::Echo);
+    let lb = start_balancer(&[&a, &b], &[]);
+    a.stop();
+
+    let mut client = Client::connect(lb.addr());
+    let r = client.request("POST", "/order", &[], b"one order");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "one order"));
+    assert_eq!(b.requests(), 1);
+}
+
+#[test]
+fn idempotent_methods_are_sent_again_after_a_reset() {
+    for method in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+        let a = Backend::start("A");
+        let b = Backend::start("B");
+        a.set_mode(Mode::ResetBeforeResponse);
+        let lb = start_balancer(&[&a, &b], &[]);
+        let mut client = Client::connect(lb.addr());
+        let r = client.request(method, "/x", &[], b"");
+        assert_eq!(r.status, 200, "{method}");
+        assert_eq!((a.requests(), b.requests()), (1, 1), "{method}");
+    }
+}
+
+#[test]
+fn a_post_with_an_idempotency_key_is_sent_again_after_a_reset() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::ResetBeforeResponse);
+    b.set_mode(Mode::Echo);
+    let lb = start_balancer(&[&a, &b], &[]);
+    let mut client = Client::connect(lb.addr());
+    let r = client.request("POST", "/pay", &[("Idempotency-Key", "k-1")], b"pay once");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "pay once"));
+    assert_eq!((a.requests(), b.requests()), (1, 1));
+}
+
+#[test]
+fn retry_non_idempotent_sends_a_post_again_after_a_reset() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::ResetBeforeResponse);
+    b.set_mode(Mode::Echo);
+    let lb = start_balancer(&[&a, &b], &["--retry-non-idempotent"]);
+    let mut client = Client::connect(lb.addr());
+    let r = client.request("PATCH", "/x", &[], b"patch");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "patch"));
+    assert_eq!((a.requests(), b.requests()), (1, 1));
+}
+
+#[test]
+fn a_post_that_got_a_500_is_still_retried() {
+    let a = Backend::start("A");
+    let b = Backend::start("B");
+    a.set_mode(Mode::Status(500));
+    b.set_mode(Mode::Echo);
+    let lb = start_balancer(&[&a, &b], &[]);
+    let mut client = Client::connect(lb.addr());
+    let r = client.request("POST", "/x", &[], b"again");
+    assert_eq!((r.status, r.body_str().as_str()), (200, "again"));
+}
+
+/// A target whose keep-alive timeout is as long as the pause between
+/// requests closes connections just as they are reused. GETs are sent again
+/// and never fail; a POST may get a 502, but never runs twice.
+#[test]
+fn requests_racing_a_targets_keep_alive_timeout() {
+    const KEEP_ALIVE: Duration = Duration::from_millis(300);
+    let a = Backend::start("A");
+    a.set_mode(Mode::Echo);
+    a.set_keep_alive_timeout(Some(KEEP_ALIVE));
+    // A pool idle timeout longer than the target's, or every connection
+    // would be closed by the balancer first and nothing would race.
+    let lb = start_balancer(&[&a], &["--pool-idle-timeout", "60s"]);
+    let mut client = Client::connect(lb.addr());
+    let mut posts = Vec::new();
+    for round in 0..24u64 {
+        // Pauses around the target's timeout, a millisecond apart.
+        let pause = KEEP_ALIVE + Duration::from_millis(round) - Duration::from_millis(12);
+        thread::sleep(pause);
+        let r = client.request("GET", &format!("/get-{round}"), &[], b"");
+        assert_eq!(r.status, 200, "GET {round}: {r:?}");
+        thread::sleep(pause);
+        let body = format!("post-{round}");
+        let r = client.request("POST", "/post", &[], body.as_bytes());
+        assert!(matches!(r.status, 200 | 502), "POST {round}: {r:?}");
+        posts.push(body);
+    }
+    let seen: Vec<String> = a
+        .requests_log()
+        .iter()
+        .filter(|r| r.method == "POST")
+        .map(|r| r.body_str())
+        .collect();
+    for body in &posts {
+        let n = seen.iter().filter(|s| *s == body).count();
+        assert!(n <= 1, "{body} ran {n} times");
+    }
+}

@@ -141,6 +141,8 @@ struct Inner {
     mode: Mutex<Mode>,
     health: Mutex<HealthScript>,
     close_idle: AtomicBool,
+    /// Keep-alive timeout in milliseconds (0: none).
+    keep_alive_ms: AtomicUsize,
     late_writes: AtomicUsize,
     stopping: AtomicBool,
     connections: AtomicUsize,
@@ -235,6 +237,7 @@ impl Backend {
             mode: Mutex::new(Mode::Ok),
             health: Mutex::new(HealthScript::new(&[true])),
             close_idle: AtomicBool::new(false),
+            keep_alive_ms: AtomicUsize::new(0),
             late_writes: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
@@ -300,6 +303,14 @@ impl Backend {
     /// close`), like a server whose keep-alive timeout just expired.
     pub fn close_idle_after_response(&self, on: bool) {
         self.inner.close_idle.store(on, Ordering::SeqCst);
+    }
+
+    /// A keep-alive timeout, as servers have: a connection idle for this
+    /// long between requests is closed (FIN), without a word. `None`: kept
+    /// until the peer closes it (the default).
+    pub fn set_keep_alive_timeout(&self, timeout: Option<Duration>) {
+        let ms = timeout.map_or(0, |t| t.as_millis().max(1) as usize);
+        self.inner.keep_alive_ms.store(ms, Ordering::SeqCst);
     }
 
     /// Stops accepting (the listener is closed, so later connects are
@@ -478,9 +489,22 @@ fn set_linger_zero(stream: &TcpStream) {
 
 /// Reads one request and answers it as the mode says.
 fn exchange(inner: &Inner, wire: &mut Wire, conn: usize) -> Next {
-    let head = match wire.read_request_head() {
+    let keep_alive = match inner.keep_alive_ms.load(Ordering::SeqCst) {
+        0 => None,
+        ms => Some(Duration::from_millis(ms as u64)),
+    };
+    if keep_alive.is_some() && wire.buf.is_empty() {
+        let _ = wire.stream.set_read_timeout(keep_alive);
+    }
+    let head = wire.read_request_head();
+    if keep_alive.is_some() {
+        let _ = wire.stream.set_read_timeout(None);
+    }
+    let head = match head {
         Ok(Some(head)) => head,
         Ok(None) => return Next::Close(End::Fin),
+        // Idle past the keep-alive timeout: close, as a server does.
+        Err(e) if wire::is_timeout(&e) && wire.buf.is_empty() => return Next::Close(End::Fin),
         Err(e) if e.kind() == io::ErrorKind::InvalidData => {
             return bad_request(wire, &e.to_string());
         }
