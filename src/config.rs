@@ -80,13 +80,15 @@ Options:
       --client-header-timeout <dur>  deadline to receive a whole request head (the first one
                                  from the connection's accept): 408 [default: 10s]
       --client-body-timeout <dur>  deadline to receive a whole request body: 408 [default: 60s]
-      --idle-timeout <dur>       idle keep-alive time on both sides, and the longest stall
-                                 of a transfer or a tunnel [default: 60s]
+      --idle-timeout <dur>       idle keep-alive time of client connections (and at most that of
+                                 target connections), and the longest stall of a transfer or a
+                                 tunnel [default: 60s]
       --connect-timeout <dur>    deadline to connect to a target [default: 2s]
       --response-timeout <dur>   deadline for a target to start its response: 504 [default: 30s]
       --max-connections <n>      open client connections, all workers together [default: 100000]
       --pool-size <n>            idle connections kept per target per worker [default: 128]
-      --pool-idle-timeout <dur>  how long an idle connection to a target is kept [default: 4s]
+      --pool-idle-timeout <dur>  how long an idle connection to a target is kept; keep it below
+                                 the targets' own keep-alive timeout [default: 4s]
       --max-replay-body <bytes>  largest request body buffered for retries [default: 1048576]
       --max-replay-memory <bytes>  request bodies buffered for retries, per worker; past it a
                                  body is streamed and not replayed [default: 67108864]

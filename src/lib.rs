@@ -7,6 +7,8 @@
 //! - [`runtime`]: one thread per core, each pinned with `core_affinity` and
 //!   running its own monoio runtime (io_uring, or epoll where io_uring is
 //!   refused), each accepting on its own `SO_REUSEPORT` listener.
+//! - [`fd_limit`]: the open file limit raised at start, and the connection
+//!   cap fitted under it.
 //! - [`metrics`]: per-worker counters, summed and rendered for `/metrics`.
 //! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
 //! - [`worker`]: what a worker owns (picker, retry budget, connection pool,
@@ -49,6 +51,7 @@ pub mod balance;
 pub mod blocking;
 pub mod buffers;
 pub mod config;
+pub mod fd_limit;
 pub mod http;
 pub mod metrics;
 pub mod proxy;

@@ -14,6 +14,7 @@ use monoio::{FusionDriver, FusionRuntime, IoUringDriver, LegacyDriver, RuntimeBu
 
 use crate::admin;
 use crate::config::Config;
+use crate::fd_limit;
 use crate::proxy;
 use crate::signals;
 use crate::upstream::prober;
@@ -104,11 +105,12 @@ impl Running {
 
 /// Starts the workers, runs the first health round, logs the start-up line
 /// and returns once every worker accepts.
-pub fn start(config: Config) -> Result<Running, String> {
+pub fn start(mut config: Config) -> Result<Running, String> {
     let listen = claim_port(config.listen)?;
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let workers = config.workers.unwrap_or(cores.len()).max(1);
     crate::log::set_level(config.log_level);
+    let lowered = fit_open_files(&mut config, workers);
     let shared =
         Shared::new(config, workers).map_err(|e| format!("cannot open the access log: {e}"))?;
     let shared: &'static Shared = Box::leak(Box::new(shared));
@@ -151,9 +153,32 @@ pub fn start(config: Config) -> Result<Running, String> {
     if let Some(addr) = admin {
         let _ = write!(line, "; admin on {addr}");
     }
+    if let Some(note) = lowered {
+        let _ = write!(line, "; {note}");
+    }
     log!(notice, "{line}");
     go.wait();
     Ok(Running { listen, threads })
+}
+
+/// Raises the open file limit to its hard limit, and lowers
+/// `--max-connections` when connections and pools could still need more
+/// descriptors than that; says so, for the start-up line.
+fn fit_open_files(config: &mut Config, workers: usize) -> Option<String> {
+    let open_files = match fd_limit::raise() {
+        Ok(n) => n,
+        Err(e) => return Some(format!("cannot read the open file limit: {e}")),
+    };
+    let targets = config.backends.len() + config.file_targets.len();
+    let pooled = (workers * config.pool_size * targets) as u64;
+    let cap = fd_limit::fit(config.max_connections, open_files, pooled);
+    if cap == config.max_connections {
+        return None;
+    }
+    config.max_connections = cap;
+    Some(format!(
+        "--max-connections lowered to {cap} to fit the open file limit ({open_files})"
+    ))
 }
 
 fn startup_line(listen: SocketAddr, workers: usize, legacy: usize, shared: &Shared) -> String {

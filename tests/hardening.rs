@@ -900,3 +900,64 @@ fn a_101_the_client_did_not_ask_for_is_502_on_the_100_continue_path_too() {
     assert_eq!(log.len(), 1, "{log:?}");
     assert!(!log[0].body_str().contains("smuggled"), "{log:?}");
 }
+
+// ---------------------------------------------------------------------------
+// The first request's head is due within the header timeout from the accept
+
+#[test]
+fn a_connection_that_never_sends_a_byte_is_closed_at_the_header_timeout() {
+    let backend = Backend::start("a");
+    let lb = start_balancer(
+        &[&backend],
+        &["--client-header-timeout", "1s", "--idle-timeout", "60s"],
+    );
+    let mut c = Client::connect(lb.addr());
+    let start = Instant::now();
+    assert!(
+        c.is_closed(Duration::from_secs(4)),
+        "a silent connection is still open after 4s with --client-header-timeout 1s"
+    );
+    let took = start.elapsed();
+    assert!(took >= Duration::from_millis(900), "closed after {took:?}");
+    assert!(c.buffered().is_empty(), "{:?}", c.buffered());
+}
+
+#[test]
+fn a_first_request_that_comes_late_but_in_time_is_served() {
+    let backend = Backend::start("a");
+    let lb = start_balancer(&[&backend], &["--client-header-timeout", "2s"]);
+    let mut c = Client::connect(lb.addr());
+    // Past the moment an idle connection is parked, well before the deadline.
+    thread::sleep(Duration::from_millis(300));
+    assert_eq!(c.request("GET", "/", &[], b"").status, 200);
+}
+
+#[test]
+fn a_head_begun_late_is_still_due_at_the_header_timeout_from_the_accept() {
+    let backend = Backend::start("a");
+    let lb = start_balancer(&[&backend], &["--client-header-timeout", "1s"]);
+    let mut c = Client::connect(lb.addr());
+    let start = Instant::now();
+    thread::sleep(Duration::from_millis(600));
+    c.send(b"GET / HTTP/1.1\r\nHost: t\r\n");
+    let r = c.read_response();
+    let took = start.elapsed();
+    assert_eq!(r.status, 408);
+    assert!(
+        took < Duration::from_millis(1500),
+        "408 after {took:?}: the deadline ran from the first byte, not the accept"
+    );
+}
+
+#[test]
+fn between_requests_a_client_is_kept_for_the_idle_timeout_not_the_header_timeout() {
+    let backend = Backend::start("a");
+    let lb = start_balancer(
+        &[&backend],
+        &["--client-header-timeout", "300ms", "--idle-timeout", "5s"],
+    );
+    let mut c = Client::connect(lb.addr());
+    assert_eq!(c.request("GET", "/1", &[], b"").status, 200);
+    thread::sleep(Duration::from_millis(800));
+    assert_eq!(c.request("GET", "/2", &[], b"").status, 200);
+}

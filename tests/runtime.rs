@@ -27,22 +27,43 @@ fn start_behind(wrapper: &[&str], args: &[&str]) -> Balancer {
     Balancer::start_with(Path::new(wrapper[0]), &full)
 }
 
+/// Sets a running process's open file limit (soft and hard).
+fn set_open_files(pid: u32, limit: u64) {
+    let lim = libc::rlimit {
+        rlim_cur: limit,
+        rlim_max: limit,
+    };
+    // SAFETY: prlimit reads `lim`, a valid local, and writes nothing (the
+    // old-limit pointer is null); `pid` is our child, not yet reaped.
+    let rc = unsafe {
+        libc::prlimit(
+            pid as libc::pid_t,
+            libc::RLIMIT_NOFILE,
+            &lim,
+            std::ptr::null_mut(),
+        )
+    };
+    assert_eq!(rc, 0, "prlimit: {}", std::io::Error::last_os_error());
+}
+
+/// The soft and hard "Max open files" of a process.
+fn open_files(pid: u32) -> (String, String) {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).unwrap();
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max open files"))
+        .unwrap();
+    let fields: Vec<&str> = line.split_whitespace().collect();
+    (fields[3].to_string(), fields[4].to_string())
+}
+
 #[test]
 fn accept_errors_back_off_instead_of_spinning() {
     let target = Backend::start("a");
-    let target_addr = target.addr().to_string();
-    // A descriptor limit low enough to run out of with a few connections.
-    let lb = start_behind(
-        &["/bin/sh", "-c", "ulimit -n 40 && exec \"$0\" \"$@\""],
-        &[
-            "-b",
-            &target_addr,
-            "--workers",
-            "1",
-            "--health-interval",
-            "60s",
-        ],
-    );
+    let lb = start_balancer(&[&target], &[]);
+    // A descriptor limit low enough to run out of with a few connections,
+    // set once it runs (at start it would have fitted its cap under it).
+    set_open_files(lb.pid(), 40);
 
     // Idle connections until accept fails with EMFILE.
     let mut held = Vec::new();
@@ -171,4 +192,47 @@ fn listens_with_a_backlog_well_above_1024() {
         .parse()
         .unwrap();
     assert_eq!(backlog, somaxconn.min(65_535), "ss says: {text}");
+}
+
+#[test]
+fn raises_the_soft_open_file_limit_to_the_hard_one() {
+    let target = Backend::start("a");
+    let target_addr = target.addr().to_string();
+    let lb = start_behind(
+        &["/bin/sh", "-c", "ulimit -S -n 256 && exec \"$0\" \"$@\""],
+        &["-b", &target_addr, "--workers", "1"],
+    );
+    let (soft, hard) = open_files(lb.pid());
+    assert_eq!(soft, hard, "soft limit {soft} left below the hard {hard}");
+    assert_ne!(soft, "256");
+}
+
+#[test]
+fn lowers_max_connections_to_fit_the_open_file_limit_and_says_so() {
+    let target = Backend::start("a");
+    let target_addr = target.addr().to_string();
+    let lb = start_behind(
+        &["/bin/sh", "-c", "ulimit -n 200 && exec \"$0\" \"$@\""],
+        &[
+            "-b",
+            &target_addr,
+            "--workers",
+            "1",
+            "--health-interval",
+            "60s",
+        ],
+    );
+    // 200 descriptors, 64 kept aside, 128 pooled connections (at most half
+    // of the rest, 68), three per client connection: (200 - 64 - 68) / 3.
+    let line = lb.startup_line();
+    assert!(
+        line.contains("--max-connections lowered to 22 to fit the open file limit (200)"),
+        "{line}"
+    );
+    let mut clients: Vec<Client> = (0..22).map(|_| Client::connect(lb.addr())).collect();
+    for c in &mut clients {
+        assert_eq!(c.request("GET", "/", &[], b"").status, 200);
+    }
+    let r = get(lb.addr(), "/");
+    assert_eq!(r.status, 503, "the 23rd connection: {r:?}");
 }

@@ -72,13 +72,18 @@ pub struct ClientConn<'t> {
     peer: IpAddr,
     /// Bytes written to the client for the current request.
     sent: u64,
+    /// Until the connection's first request head is in: its deadline,
+    /// `--client-header-timeout` from the accept (a connection that never
+    /// sends a byte is not kept for the idle timeout).
+    first_head_by: Option<Instant>,
 }
 
 /// What came of waiting for a request head.
 enum Head {
     Request(RequestHead),
-    /// Idle for `PARK_AFTER`: hand the connection to a small parked task.
-    Park,
+    /// Idle for `PARK_AFTER`: hand the connection to a small parked task,
+    /// which waits at most this much longer.
+    Park(Duration),
     /// The client closed, or stayed idle past `--idle-timeout`.
     Closed,
 }
@@ -89,14 +94,23 @@ pub async fn refuse(mut stream: TcpStream) {
     let _ = deadline(LINGER, write_all(&mut stream, answer)).await;
 }
 
-/// Serves one client connection until it closes.
+/// Serves one client connection, just accepted, until it closes.
 pub async fn serve(admitted: Admitted, stream: TcpStream, peer: SocketAddr) {
-    serve_from(admitted, stream, peer, None).await
+    let worker = admitted.worker();
+    let first_head_by = worker.soon(worker.config().client_header_timeout);
+    serve_from(admitted, stream, peer, None, Some(first_head_by)).await
 }
 
 /// Serves a connection, with the first byte of its next request when it
-/// comes back from being parked.
-async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, first: Option<u8>) {
+/// comes back from being parked, and the deadline of its first request head
+/// if that has not come yet.
+async fn serve_from(
+    admitted: Admitted,
+    stream: TcpStream,
+    peer: SocketAddr,
+    first: Option<u8>,
+    first_head_by: Option<Instant>,
+) {
     let worker = admitted.worker().clone();
     let mut buf = worker.client_buffers.take();
     buf.extend(first);
@@ -111,16 +125,24 @@ async fn serve_from(admitted: Admitted, stream: TcpStream, peer: SocketAddr, fir
         timer: Timer::new(timer.as_mut()),
         peer: peer.ip(),
         sent: 0,
+        first_head_by,
     };
     loop {
         let req = match conn.read_head(&worker).await {
             Ok(Head::Request(req)) => req,
             Ok(Head::Closed) => return,
             // A draining worker closes idle connections instead.
-            Ok(Head::Park) if worker.draining() => return,
-            Ok(Head::Park) => {
+            Ok(Head::Park(_)) if worker.draining() => return,
+            Ok(Head::Park(wait)) => {
                 worker.client_buffers.give(conn.buf);
-                monoio::spawn(park::parked(admitted, conn.stream, peer));
+                let first_head_by = conn.first_head_by;
+                monoio::spawn(park::parked(
+                    admitted,
+                    conn.stream,
+                    peer,
+                    wait,
+                    first_head_by,
+                ));
                 return;
             }
             Err(e) => return conn.fail(e, &worker).await,
@@ -151,19 +173,27 @@ impl ClientConn<'_> {
         loop {
             if !self.buf.is_empty() {
                 if let Some(req) = parse_request(&self.buf, config.max_header_bytes)? {
+                    self.first_head_by = None;
                     return Ok(Head::Request(req));
                 }
             } else if started.is_none() {
-                // Between requests: wait for the next one.
-                match self.wait_for_request(config.idle_timeout).await {
+                // Between requests: wait for the next one; for the first,
+                // only until its head is due.
+                let limit = match self.first_head_by {
+                    Some(by) => by.saturating_duration_since(Instant::now()),
+                    None => config.idle_timeout,
+                };
+                match self.wait_for_request(limit).await {
                     Some(Head::Request(_)) | None => continue,
                     Some(waited) => return Ok(waited),
                 }
             }
             // Once a head has begun, it must be complete within the header
-            // timeout.
+            // timeout (the first one, within it from the accept).
             let t0 = *started.get_or_insert_with(Instant::now);
-            let until = t0 + config.client_header_timeout;
+            let until = self
+                .first_head_by
+                .unwrap_or(t0 + config.client_header_timeout);
             let read = read_more(&mut self.stream, &mut self.buf, 1024);
             if let Err(e) = self.timer.run(until, read).await {
                 // A timed-out read takes the buffer with it; whether a head
@@ -177,11 +207,11 @@ impl ClientConn<'_> {
     }
 
     /// Waits for the first bytes of the next request with a read into the
-    /// buffer, for at most `PARK_AFTER` (or the idle timeout, if shorter).
-    /// `None` when bytes arrived; otherwise `Park` or `Closed`. The read is
-    /// cancelled, not dropped, when time is up: bytes that arrived at that
-    /// moment are kept.
-    async fn wait_for_request(&mut self, idle_timeout: Duration) -> Option<Head> {
+    /// buffer, for at most `PARK_AFTER` (or `limit`, if shorter). `None`
+    /// when bytes arrived; otherwise `Park` (with what is left of `limit`)
+    /// or `Closed`. The read is cancelled, not dropped, when time is up:
+    /// bytes that arrived at that moment are kept.
+    async fn wait_for_request(&mut self, limit: Duration) -> Option<Head> {
         if self.buf.capacity() < 1024 {
             self.buf.reserve(CLIENT_BUF);
         }
@@ -190,7 +220,7 @@ impl ClientConn<'_> {
             .stream
             .cancelable_read(owned.slice_mut(0..), self.canceller.handle());
         let mut read = std::pin::pin!(read);
-        let wait = PARK_AFTER.min(idle_timeout);
+        let wait = PARK_AFTER.min(limit);
         let timer = &mut self.timer;
         let (res, slice) = match timer
             .run(Instant::now() + wait, async { Ok((&mut read).await) })
@@ -206,8 +236,8 @@ impl ClientConn<'_> {
         match res {
             Ok(0) => Some(Head::Closed),
             Ok(_) => None,
-            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) && idle_timeout > PARK_AFTER => {
-                Some(Head::Park)
+            Err(e) if e.raw_os_error() == Some(libc::ECANCELED) && limit > PARK_AFTER => {
+                Some(Head::Park(limit - PARK_AFTER))
             }
             Err(_) => Some(Head::Closed),
         }

@@ -1,30 +1,45 @@
-//! Parked connections: kept-alive clients idle for longer than `PARK_AFTER`.
-//! Their big task has ended and their read buffer is back in the worker's
-//! pool; a small task waits for the next request with a one-byte read, which
-//! the worker cancels when `--idle-timeout` is up.
+//! Parked connections: clients idle for longer than `PARK_AFTER`, between
+//! requests or before their first. Their big task has ended and their read
+//! buffer is back in the worker's pool; a small task waits for the next
+//! request with a one-byte read, which the worker cancels when the idle
+//! time (or, before the first request, the header timeout) is up.
 
 use std::net::SocketAddr;
+use std::time::{Duration, Instant};
 
 use monoio::io::CancelableAsyncReadRent;
 use monoio::net::TcpStream;
 
-use super::{serve_from, PARK_AFTER};
+use super::serve_from;
 use crate::worker::Admitted;
 
 /// Waits, at a cost of a few hundred bytes, for the next request on an idle
 /// connection, then serves it in a fresh task. Closes the connection when the
-/// client closes it or stays idle past `--idle-timeout`.
-pub async fn parked(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) {
+/// client closes it or stays idle for `wait` more. `first_head_by` carries
+/// the deadline of a first request that has not come yet.
+pub async fn parked(
+    admitted: Admitted,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+    wait: Duration,
+    first_head_by: Option<Instant>,
+) {
     let expiry = {
         let worker = admitted.worker();
         if worker.draining() {
             // Parked as the drain began (which cancelled the others): close.
             return;
         }
-        worker.idle_expiry(worker.config().idle_timeout.saturating_sub(PARK_AFTER))
+        worker.idle_expiry(wait)
     };
     let (res, byte) = stream.cancelable_read(Vec::with_capacity(1), expiry).await;
     if let (Ok(1), Some(&first)) = (res, byte.first()) {
-        monoio::spawn(serve_from(admitted, stream, peer, Some(first)));
+        monoio::spawn(serve_from(
+            admitted,
+            stream,
+            peer,
+            Some(first),
+            first_head_by,
+        ));
     }
 }

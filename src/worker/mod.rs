@@ -168,7 +168,7 @@ impl Worker {
             pool: RefCell::new(Pool::new(
                 shared.targets.capacity(),
                 config.pool_size,
-                config.pool_idle_timeout,
+                config.pool_idle_timeout.min(config.idle_timeout),
                 metrics.map(|m| &m.pooled),
             )),
             metrics,
