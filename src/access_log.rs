@@ -126,9 +126,9 @@ impl AccessLog {
 pub fn format_line(buf: &mut Vec<u8>, stamp: &str, e: &Entry<'_>) {
     let _ = write!(buf, "{stamp} {} \"", e.client);
     match e.request_line {
-        // Quotes and control characters cannot be in a parsed request line;
-        // anything else is written as it came.
-        Some(line) => buf.extend_from_slice(line),
+        // The client chose these bytes: escaped, so that no line can be
+        // forged (httparse lets `"` through in a request target).
+        Some(line) => push_escaped(buf, line),
         None => buf.push(b'-'),
     }
     let _ = writeln!(
@@ -141,6 +141,24 @@ pub fn format_line(buf: &mut Vec<u8>, stamp: &str, e: &Entry<'_>) {
         e.micros % 1000,
         e.bytes
     );
+}
+
+/// Appends `bytes` with `"`, `\\` and every byte outside printable ASCII
+/// written as `\\xHH`, as nginx escapes its log variables.
+fn push_escaped(buf: &mut Vec<u8>, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    for &b in bytes {
+        if (0x20..0x7f).contains(&b) && b != b'"' && b != b'\\' {
+            buf.push(b);
+        } else {
+            buf.extend_from_slice(&[
+                b'\\',
+                b'x',
+                HEX[usize::from(b >> 4)],
+                HEX[usize::from(b & 15)],
+            ]);
+        }
+    }
 }
 
 #[cfg(test)]
@@ -163,6 +181,25 @@ mod tests {
         assert_eq!(
             String::from_utf8(buf).unwrap(),
             "2026-11-27T05:28:41.600Z 10.0.0.1 \"GET /a?b=c HTTP/1.1\" 200 127.0.0.1:9000 2 1234.567 99\n"
+        );
+    }
+
+    #[test]
+    fn escapes_what_could_forge_a_field() {
+        let mut buf = Vec::new();
+        let e = Entry {
+            client: "10.0.0.1".parse().unwrap(),
+            request_line: Some(b"GET /q\"_200_x\\\x01\xff HTTP/1.1"),
+            status: 200,
+            target: Some("t"),
+            attempts: 1,
+            micros: 0,
+            bytes: 0,
+        };
+        format_line(&mut buf, "T", &e);
+        assert_eq!(
+            String::from_utf8(buf).unwrap(),
+            "T 10.0.0.1 \"GET /q\\x22_200_x\\x5C\\x01\\xFF HTTP/1.1\" 200 t 1 0.000 0\n"
         );
     }
 

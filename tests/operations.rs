@@ -1385,6 +1385,26 @@ fn access_log_counts_two_attempts_when_the_first_target_answered_500() {
 }
 
 #[test]
+fn access_log_fields_cannot_be_forged_by_a_request_target() {
+    let a = Backend::start("A");
+    let log = TempFile::new("access.log");
+    let lb = start_balancer(&[&a], &["--access-log", log.arg()]);
+    let mut c = Client::connect(lb.addr());
+    c.send(b"GET /q\"_200_x HTTP/1.1\r\nHost: test\r\n\r\n");
+    let r = c.read_response();
+    assert_eq!(r.status, 200);
+
+    let lines = wait_for_access_lines(&log, 1);
+    let text = log.read();
+    assert!(
+        text.contains(r#""GET /q\x22_200_x HTTP/1.1" 200 "#),
+        "not escaped: {text}"
+    );
+    let l = &lines[0];
+    assert_eq!((l.status, l.attempts), (200, 1), "{l:?}");
+}
+
+#[test]
 fn access_log_logs_a_malformed_request_with_dashes() {
     let a = Backend::start("A");
     let log = TempFile::new("access.log");
