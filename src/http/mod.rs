@@ -133,21 +133,18 @@ fn tokens(value: &[u8]) -> impl Iterator<Item = &[u8]> {
     })
 }
 
-/// Parses a Content-Length value: `1*DIGIT`, or a list of identical ones.
+/// Parses a Content-Length value: `1*DIGIT`, nothing else. A list (`5, 5`)
+/// is refused rather than folded: forwarded as it came, the next hop could
+/// read it otherwise, and rewriting it is not worth the rare client.
 fn parse_content_length(value: &[u8]) -> Option<u64> {
-    let mut found: Option<u64> = None;
-    for part in value.split(|&b| b == b',') {
-        let part = part.trim_ascii();
-        if part.is_empty() || part.len() > 19 || !part.iter().all(u8::is_ascii_digit) {
-            return None;
-        }
-        let n = part.iter().fold(0u64, |n, &d| n * 10 + u64::from(d - b'0'));
-        match found {
-            Some(m) if m != n => return None,
-            _ => found = Some(n),
-        }
+    if value.is_empty() || value.len() > 19 || !value.iter().all(u8::is_ascii_digit) {
+        return None;
     }
-    found
+    Some(
+        value
+            .iter()
+            .fold(0u64, |n, &d| n * 10 + u64::from(d - b'0')),
+    )
 }
 
 /// Names of hop-by-hop fields listed in a `Connection` header, kept as
@@ -211,7 +208,7 @@ struct FramingFields {
 /// A field that makes a head unacceptable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FieldError {
-    /// A `Content-Length` that is invalid, or differs from an earlier one.
+    /// A `Content-Length` that is invalid, or a second one.
     ContentLength,
     /// A `Connection` list naming a framing field, or too long to honour.
     Connection,
@@ -224,7 +221,7 @@ impl FramingFields {
         match known {
             Known::ContentLength => {
                 let n = parse_content_length(value).ok_or(FieldError::ContentLength)?;
-                if self.content_length.is_some_and(|m| m != n) {
+                if self.content_length.is_some() {
                     return Err(FieldError::ContentLength);
                 }
                 self.content_length = Some(n);
@@ -262,6 +259,7 @@ enum Known {
     XForwardedFor,
     XForwardedProto,
     IdempotencyKey,
+    Http2Settings,
     Other,
 }
 
@@ -284,7 +282,12 @@ fn classify(name: &[u8]) -> Known {
             }
             (b"keep-alive".as_slice(), Known::KeepAlive)
         }
-        14 => (b"content-length".as_slice(), Known::ContentLength),
+        14 => {
+            if name.eq_ignore_ascii_case(b"http2-settings") {
+                return Known::Http2Settings;
+            }
+            (b"content-length".as_slice(), Known::ContentLength)
+        }
         15 => {
             if name.eq_ignore_ascii_case(b"idempotency-key") {
                 return Known::IdempotencyKey;
@@ -312,32 +315,41 @@ fn classify(name: &[u8]) -> Known {
 enum TransferCoding {
     /// No Transfer-Encoding field.
     Absent,
-    /// The final coding is chunked, and every other coding is known.
+    /// One field whose value is `chunked` and nothing else: the only form a
+    /// request may have.
+    ChunkedOnly,
+    /// One field, the final coding `chunked`, every other coding known.
     Chunked,
     /// The final coding is not chunked (a request must be rejected; a
     /// response is read until close).
     NotChunked,
     /// A coding nobody registered (501 for a request).
     Unknown,
-    /// `chunked` twice, or not last, or an empty list.
+    /// `chunked` twice, or not last, an empty list element (`chunked,`),
+    /// or more than one field: a next hop may read any of these otherwise.
     Invalid,
 }
 
 #[derive(Default)]
 struct TransferCodings {
-    seen: bool,
+    lines: u8,
     chunked_last: bool,
     chunked_count: u8,
+    codings: u8,
     unknown: bool,
     empty: bool,
 }
 
 impl TransferCodings {
     fn add(&mut self, value: &[u8]) {
-        self.seen = true;
-        let mut any = false;
-        for coding in tokens(value) {
-            any = true;
+        self.lines = self.lines.saturating_add(1);
+        for coding in value.split(|&b| b == b',') {
+            let coding = coding.trim_ascii();
+            if coding.is_empty() {
+                self.empty = true;
+                continue;
+            }
+            self.codings = self.codings.saturating_add(1);
             // Parameters (`;q=...`) are not allowed on transfer codings we
             // know; treat anything with them as unknown.
             if coding.eq_ignore_ascii_case(b"chunked") {
@@ -359,27 +371,41 @@ impl TransferCodings {
                 self.unknown = true;
             }
         }
-        if !any {
-            self.empty = true;
-        }
     }
 
     fn result(&self) -> TransferCoding {
-        if !self.seen {
+        if self.lines == 0 {
             TransferCoding::Absent
-        } else if self.empty
+        } else if self.lines > 1
+            || self.empty
+            || self.codings == 0
             || self.chunked_count > 1
             || (self.chunked_count == 1 && !self.chunked_last)
         {
             TransferCoding::Invalid
         } else if self.unknown {
             TransferCoding::Unknown
+        } else if self.chunked_last && self.codings == 1 {
+            TransferCoding::ChunkedOnly
         } else if self.chunked_last {
             TransferCoding::Chunked
         } else {
             TransferCoding::NotChunked
         }
     }
+}
+
+/// Whether a head has a line that ends in a bare LF. httparse accepts them,
+/// and a head is forwarded as it came: a next hop that reads lines
+/// differently could see other fields, so such a head is refused.
+#[inline]
+fn has_bare_lf(head: &[u8]) -> bool {
+    let mut prev = 0u8;
+    head.iter().any(|&b| {
+        let bare = b == b'\n' && prev != b'\r';
+        prev = b;
+        bare
+    })
 }
 
 #[cfg(test)]
@@ -403,7 +429,7 @@ mod tests {
     fn content_length_values() {
         assert_eq!(parse_content_length(b"0"), Some(0));
         assert_eq!(parse_content_length(b"42"), Some(42));
-        assert_eq!(parse_content_length(b"42, 42"), Some(42));
+        assert_eq!(parse_content_length(b"42, 42"), None);
         assert_eq!(parse_content_length(b"42, 43"), None);
         assert_eq!(parse_content_length(b"+42"), None);
         assert_eq!(parse_content_length(b"-1"), None);
@@ -440,13 +466,26 @@ mod tests {
             t.result()
         };
         assert_eq!(of(&[]), TransferCoding::Absent);
-        assert_eq!(of(&[b"chunked"]), TransferCoding::Chunked);
+        assert_eq!(of(&[b"chunked"]), TransferCoding::ChunkedOnly);
+        assert_eq!(of(&[b"Chunked"]), TransferCoding::ChunkedOnly);
         assert_eq!(of(&[b"gzip, chunked"]), TransferCoding::Chunked);
-        assert_eq!(of(&[b"gzip", b"Chunked"]), TransferCoding::Chunked);
+        assert_eq!(of(&[b"gzip", b"Chunked"]), TransferCoding::Invalid);
         assert_eq!(of(&[b"gzip"]), TransferCoding::NotChunked);
         assert_eq!(of(&[b"chunked, gzip"]), TransferCoding::Invalid);
         assert_eq!(of(&[b"chunked", b"chunked"]), TransferCoding::Invalid);
+        assert_eq!(of(&[b"chunked,"]), TransferCoding::Invalid);
+        assert_eq!(of(&[b", chunked"]), TransferCoding::Invalid);
+        assert_eq!(of(&[b"gzip,,chunked"]), TransferCoding::Invalid);
         assert_eq!(of(&[b"foo, chunked"]), TransferCoding::Unknown);
         assert_eq!(of(&[b""]), TransferCoding::Invalid);
+    }
+
+    #[test]
+    fn finds_bare_line_feeds() {
+        assert!(!has_bare_lf(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n"));
+        assert!(has_bare_lf(b"GET / HTTP/1.1\nHost: a\r\n\r\n"));
+        assert!(has_bare_lf(b"GET / HTTP/1.1\r\nHost: a\n\r\n"));
+        assert!(has_bare_lf(b"GET / HTTP/1.1\r\nHost: a\r\n\n"));
+        assert!(has_bare_lf(b"\nGET / HTTP/1.1\r\n\r\n"));
     }
 }

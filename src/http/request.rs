@@ -4,8 +4,8 @@
 use std::mem::MaybeUninit;
 
 use super::{
-    classify, line_range, offset_in, value_end, Drops, Error, FieldError, Framing, FramingFields,
-    Known, TransferCoding, Version,
+    classify, has_bare_lf, line_range, offset_in, tokens, value_end, Drops, Error, FieldError,
+    Framing, FramingFields, Known, TransferCoding, Version,
 };
 
 /// Most header fields in one request head (HAProxy's default is 101).
@@ -41,6 +41,26 @@ pub struct RequestHead {
     /// The value of the request's one `X-Forwarded-For` line (dropped, and
     /// forwarded again with the client's address appended).
     pub forwarded_for: Option<(u32, u32)>,
+    /// For a request target in absolute form (`GET http://host/x`): its
+    /// authority, sent as the `Host` (the client's `Host` lines are
+    /// dropped), while the scheme and authority are dropped from the request
+    /// line so that it goes on in origin form (RFC 9112 §3.2.2).
+    pub authority: Option<(u32, u32)>,
+    /// The absolute form had an empty path (`http://host?q`): a `/` goes
+    /// where the authority was.
+    pub root_path: bool,
+    /// Header fields dropped because their name holds an `_` (CGI and WSGI
+    /// gateways map it to `-`, which would let a client pass for a proxy's
+    /// `X-Forwarded-For`), as nginx does by default.
+    pub underscored: u8,
+}
+
+/// A request target in absolute form, as offsets into the head.
+struct Absolute {
+    /// Where the scheme begins and the authority ends: dropped.
+    dropped: (usize, usize),
+    authority: (usize, usize),
+    root_path: bool,
 }
 
 /// Parses a request head at the start of `buf`. `Ok(None)` means the head is
@@ -73,7 +93,15 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     if method == "CONNECT" {
         return Err(Error::MethodNotSupported);
     }
+    if has_bare_lf(head) {
+        return Err(Error::MalformedRequest);
+    }
     let version = Version::from_minor(minor);
+    let absolute = match path.as_bytes() {
+        [b'/', ..] => None,
+        b"*" if method == "OPTIONS" => None,
+        target => Some(absolute_form(head, target)?),
+    };
 
     // First pass: what the fields say.
     let mut fields = FramingFields::default();
@@ -82,6 +110,7 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     let mut expect_continue = false;
     let mut upgrade_lines = 0u32;
     let mut idempotency_key = false;
+    let mut h2c = false;
     for h in req.headers.iter() {
         let known = classify(h.name.as_bytes());
         fields.add(head, known, h.value).map_err(|e| match e {
@@ -89,10 +118,14 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
             FieldError::Connection => Error::MalformedRequest,
         })?;
         match known {
+            Known::Host if !is_authority(h.value, true) => return Err(Error::BadHost),
             Known::Host => hosts += 1,
             Known::Expect => expect_continue = h.value.eq_ignore_ascii_case(b"100-continue"),
             Known::XForwardedFor => forwarded_for_lines += 1,
-            Known::Upgrade => upgrade_lines += 1,
+            Known::Upgrade => {
+                upgrade_lines += 1;
+                h2c |= tokens(h.value).any(offers_http2);
+            }
             Known::IdempotencyKey => idempotency_key = true,
             _ => {}
         }
@@ -110,15 +143,21 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
         _ if fields.content_length.is_some() || version == Version::Http10 => {
             return Err(Error::BadFraming)
         }
-        TransferCoding::Chunked => Framing::Chunked,
-        TransferCoding::Unknown => return Err(Error::UnknownTransferCoding),
+        // A request is forwarded with its own `Transfer-Encoding` line, so
+        // only the one form every next hop reads alike is taken.
+        TransferCoding::ChunkedOnly => Framing::Chunked,
+        TransferCoding::Chunked | TransferCoding::Unknown => {
+            return Err(Error::UnknownTransferCoding)
+        }
         TransferCoding::NotChunked | TransferCoding::Invalid => return Err(Error::BadFraming),
     };
     let expect_continue = expect_continue
         && version == Version::Http11
         && framing != Framing::None
         && buf.len() == head_len;
-    let upgrade = upgrade_lines == 1 && fields.conn.upgrade && version == Version::Http11;
+    // An `h2c` upgrade is never offered to a target: it would hand the
+    // client an HTTP/2 connection past every check here.
+    let upgrade = upgrade_lines == 1 && fields.conn.upgrade && version == Version::Http11 && !h2c;
 
     // Second pass, in head order: the lines not forwarded.
     let mut drops = Drops::default();
@@ -126,17 +165,29 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     if line_start > 0 && !drops.push(0, line_start) {
         return Err(Error::HeadTooLarge);
     }
+    if let Some(a) = &absolute {
+        if !drops.push(a.dropped.0, a.dropped.1) {
+            return Err(Error::HeadTooLarge);
+        }
+    }
     let mut forwarded_for = None;
+    let mut underscored = 0u8;
     for h in req.headers.iter() {
         let name = h.name.as_bytes();
         let end = value_end(head, h.value);
         let drop = match classify(name) {
+            _ if name.contains(&b'_') => {
+                underscored = underscored.saturating_add(1);
+                true
+            }
             Known::Connection
             | Known::KeepAlive
             | Known::ProxyConnection
             | Known::Te
             | Known::Trailer
-            | Known::XForwardedProto => true,
+            | Known::XForwardedProto
+            | Known::Http2Settings => true,
+            Known::Host => absolute.is_some(),
             Known::Upgrade => !upgrade,
             Known::XForwardedFor if forwarded_for_lines == 1 => {
                 let start = offset_in(head, h.value);
@@ -170,7 +221,81 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
         upgrade,
         drops,
         forwarded_for,
+        authority: absolute
+            .as_ref()
+            .map(|a| (a.authority.0 as u32, a.authority.1 as u32)),
+        root_path: absolute.is_some_and(|a| a.root_path),
+        underscored,
     }))
+}
+
+/// Reads a request target that is not in origin form: only the absolute
+/// form of an `http` or `https` URI is taken, with an authority and no
+/// userinfo (RFC 9110 §4.2).
+fn absolute_form(head: &[u8], target: &[u8]) -> Result<Absolute, Error> {
+    let scheme = target
+        .iter()
+        .position(|&b| b == b':')
+        .map(|colon| &target[..colon])
+        .filter(|s| s.eq_ignore_ascii_case(b"http") || s.eq_ignore_ascii_case(b"https"))
+        .ok_or(Error::MalformedRequest)?;
+    let rest = target[scheme.len()..]
+        .strip_prefix(b"://")
+        .ok_or(Error::MalformedRequest)?;
+    let end = rest
+        .iter()
+        .position(|&b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(rest.len());
+    let authority = &rest[..end];
+    if !is_authority(authority, false) {
+        return Err(Error::BadHost);
+    }
+    let start = offset_in(head, target);
+    let authority_start = offset_in(head, authority);
+    let authority_end = authority_start + authority.len();
+    Ok(Absolute {
+        dropped: (start, authority_end),
+        authority: (authority_start, authority_end),
+        root_path: rest.get(end) != Some(&b'/'),
+    })
+}
+
+/// Whether `value` is a URI authority without userinfo (`host[:port]`, a
+/// bracketed IPv6 literal, percent-escapes): what a `Host` may hold. An
+/// empty one only when `empty_ok` (a `Host` may be empty).
+fn is_authority(value: &[u8], empty_ok: bool) -> bool {
+    (empty_ok || !value.is_empty())
+        && value.iter().all(|&b| {
+            b.is_ascii_alphanumeric()
+                || matches!(
+                    b,
+                    b'-' | b'.'
+                        | b'_'
+                        | b'~'
+                        | b'!'
+                        | b'$'
+                        | b'&'
+                        | b'\''
+                        | b'('
+                        | b')'
+                        | b'*'
+                        | b'+'
+                        | b','
+                        | b';'
+                        | b'='
+                        | b':'
+                        | b'['
+                        | b']'
+                        | b'%'
+                )
+        })
+}
+
+/// Whether an `Upgrade` token asks for HTTP/2 (`h2c`, `h2`, `HTTP/2.0`).
+fn offers_http2(token: &[u8]) -> bool {
+    let name = token.split(|&b| b == b'/').next().unwrap_or_default();
+    (name.len() >= 2 && name[..2].eq_ignore_ascii_case(b"h2"))
+        || (token.len() >= 6 && token[..6].eq_ignore_ascii_case(b"http/2"))
 }
 
 /// Which limit a head over `max_head` bytes broke: 414 when the request
@@ -231,10 +356,27 @@ mod tests {
         type Case = (&'static str, Result<(Framing, bool), Error>);
         let cases: &[Case] = &[
             ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n", Ok((Framing::None, true))),
-            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", Ok((Framing::Length(5), true))),
-            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Ok((Framing::Length(5), true))),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 5\r\n\r\n", Err(BadFraming)),
+            ("GET / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n", Err(BadFraming)),
             ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", Ok((Framing::Chunked, true))),
-            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Ok((Framing::Chunked, true))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: CHUNKED \r\n\r\n", Ok((Framing::Chunked, true))),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n", Err(UnknownTransferCoding)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked,\r\n\r\n", Err(BadFraming)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: , chunked\r\n\r\n", Err(BadFraming)),
+            ("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n", Err(BadFraming)),
+            ("GET / HTTP/1.1\nHost: a\r\n\r\n", Err(MalformedRequest)),
+            ("GET / HTTP/1.1\r\nHost: a\nX: y\r\n\r\n", Err(MalformedRequest)),
+            ("GET / HTTP/1.1\nHost: a\n\n", Err(MalformedRequest)),
+            ("GET http://a.example/x HTTP/1.1\r\nHost: b\r\n\r\n", Ok((Framing::None, true))),
+            ("GET http://user@a.example/x HTTP/1.1\r\nHost: b\r\n\r\n", Err(BadHost)),
+            ("GET http:///x HTTP/1.1\r\nHost: b\r\n\r\n", Err(BadHost)),
+            ("GET ftp://a/x HTTP/1.1\r\nHost: b\r\n\r\n", Err(MalformedRequest)),
+            ("GET x HTTP/1.1\r\nHost: b\r\n\r\n", Err(MalformedRequest)),
+            ("GET * HTTP/1.1\r\nHost: b\r\n\r\n", Err(MalformedRequest)),
+            ("OPTIONS * HTTP/1.1\r\nHost: b\r\n\r\n", Ok((Framing::None, true))),
+            ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", Ok((Framing::None, true))),
             ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", Ok((Framing::None, false))),
             ("GET / HTTP/1.0\r\n\r\n", Ok((Framing::None, false))),
             ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Ok((Framing::None, true))),
@@ -316,6 +458,64 @@ mod tests {
             forwarded(s),
             "GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n"
         );
+    }
+
+    #[test]
+    fn drops_fields_with_an_underscore_in_their_name_and_counts_them() {
+        let s = "GET / HTTP/1.1\r\nHost: a\r\nX_Forwarded_For: 6.6.6.6\r\n\
+                 Transfer_Encoding: chunked\r\nX-Ok: 1\r\n\r\n";
+        assert_eq!(forwarded(s), "GET / HTTP/1.1\r\nHost: a\r\nX-Ok: 1\r\n\r\n");
+        let h = head(s);
+        assert_eq!((h.underscored, h.framing), (2, Framing::None));
+    }
+
+    #[test]
+    fn an_h2c_upgrade_is_not_offered() {
+        for upgrade in ["h2c", "websocket, h2c", "H2C", "HTTP/2.0"] {
+            let s = format!(
+                "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n\
+                 Upgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
+            );
+            let h = head(&s);
+            assert!(!h.upgrade, "{upgrade}");
+            assert_eq!(
+                forwarded(&s),
+                "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+                "{upgrade}"
+            );
+        }
+        // Unlisted in Connection, HTTP2-Settings is still dropped.
+        let s = "GET / HTTP/1.1\r\nHost: a\r\nHTTP2-Settings: AAMA\r\n\r\n";
+        assert_eq!(forwarded(s), "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    }
+
+    #[test]
+    fn an_absolute_form_target_loses_its_scheme_and_authority_and_the_host_lines() {
+        let s = "GET http://internal.example:81/x HTTP/1.1\r\nHost: public\r\nA: b\r\n\r\n";
+        let h = head(s);
+        let (a, b) = h.authority.unwrap();
+        assert_eq!(&s[a as usize..b as usize], "internal.example:81");
+        assert!(!h.root_path);
+        assert_eq!(forwarded(s), "GET /x HTTP/1.1\r\nA: b\r\n\r\n");
+        let h = head("GET http://a?q=1 HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert!(h.root_path);
+    }
+
+    #[test]
+    fn idempotent_methods_and_the_idempotency_key() {
+        for m in ["GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"] {
+            assert!(
+                head(&format!("{m} / HTTP/1.1\r\nHost: a\r\n\r\n")).idempotent,
+                "{m}"
+            );
+        }
+        for m in ["POST", "PATCH", "LOCK", "FOO"] {
+            assert!(
+                !head(&format!("{m} / HTTP/1.1\r\nHost: a\r\n\r\n")).idempotent,
+                "{m}"
+            );
+        }
+        assert!(head("POST / HTTP/1.1\r\nHost: a\r\nIdempotency-Key: k\r\n\r\n").idempotent);
     }
 
     #[test]

@@ -4,8 +4,8 @@
 use std::mem::MaybeUninit;
 
 use super::{
-    classify, line_range, value_end, Drops, Error, Framing, FramingFields, Known, TransferCoding,
-    Version,
+    classify, has_bare_lf, line_range, value_end, Drops, Error, Framing, FramingFields, Known,
+    TransferCoding, Version,
 };
 
 /// Most header fields accepted in one response head.
@@ -52,6 +52,10 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
     let (Some(status), Some(minor)) = (resp.code, resp.version) else {
         return Err(Error::BadResponse);
     };
+    // Forwarded as it came: a head a client could read otherwise is refused.
+    if has_bare_lf(head) {
+        return Err(Error::BadResponse);
+    }
     let version = Version::from_minor(minor);
 
     let mut fields = FramingFields::default();
@@ -71,7 +75,7 @@ pub fn parse_response(buf: &[u8], request_is_head: bool) -> Result<Option<Respon
             _ if coding != TransferCoding::Absent && fields.content_length.is_some() => {
                 return Err(Error::BadResponse)
             }
-            TransferCoding::Chunked => Framing::Chunked,
+            TransferCoding::ChunkedOnly | TransferCoding::Chunked => Framing::Chunked,
             TransferCoding::Invalid => return Err(Error::BadResponse),
             TransferCoding::NotChunked | TransferCoding::Unknown => Framing::UntilClose,
             TransferCoding::Absent => match fields.content_length {
@@ -219,6 +223,12 @@ mod tests {
     fn rejects_invalid_responses() {
         for input in [
             "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5\r\nContent-Length: 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 5, 5\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked,\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n",
+            "HTTP/1.1 200 OK\nContent-Length: 0\r\n\r\n",
+            "HTTP/1.1 200 OK\r\nContent-Length: 0\n\n",
             "HTTP/1.1 200 OK\r\nContent-Length: x\r\n\r\n",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked, chunked\r\n\r\n",
             "HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nContent-Length: 9\r\n\r\n",

@@ -9,6 +9,7 @@ use crate::http::{Drops, RequestHead, Version};
 use crate::stream::Gather;
 
 const FORWARDED_FOR: &[u8] = b"X-Forwarded-For: ";
+const HOST: &[u8] = b"Host: ";
 const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
 const CONNECTION_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n";
 const CONNECTION_UPGRADE: &[u8] = b"Connection: upgrade\r\n";
@@ -39,14 +40,19 @@ impl ForwardedFor {
     }
 }
 
-/// Where the final empty line of a head begins: it ends in CRLF, or a bare LF.
+/// Where the final empty line of a head begins (heads with a bare LF are
+/// refused when parsed: every line ends in CRLF).
 fn body_start(head: &[u8]) -> usize {
-    head.len() - if head.ends_with(b"\r\n") { 2 } else { 1 }
+    head.len() - 2
 }
 
-/// Pushes the kept parts of `head`, up to its final empty line.
-fn push_kept(out: &mut Gather, head: &Bytes, drops: &Drops, end: usize) {
+/// Pushes the kept parts of `head`, up to its final empty line; `slash_at`
+/// puts a `/` before the part that starts there.
+fn push_kept(out: &mut Gather, head: &Bytes, drops: &Drops, end: usize, slash_at: Option<usize>) {
     for (a, b) in drops.kept(end) {
+        if slash_at == Some(a) {
+            out.push(Bytes::from_static(b"/"));
+        }
         out.push(head.slice(a..b.min(end)));
     }
 }
@@ -55,10 +61,20 @@ fn push_kept(out: &mut Gather, head: &Bytes, drops: &Drops, end: usize) {
 /// client's address appended to `X-Forwarded-For`, `X-Forwarded-Proto` set,
 /// and the `Connection` line the upstream hop needs: `upgrade` for a
 /// protocol switch, `keep-alive` for an HTTP/1.0 request (so that the target
-/// keeps the connection whatever the client asked).
+/// keeps the connection whatever the client asked). A request target in
+/// absolute form goes in origin form, its authority as the `Host`.
 pub fn push_request_head(out: &mut Gather, head: &Bytes, req: &RequestHead, xff: &ForwardedFor) {
     let end = body_start(head);
-    push_kept(out, head, &req.drops, end);
+    let slash_at = req
+        .authority
+        .filter(|_| req.root_path)
+        .map(|(_, e)| e as usize);
+    push_kept(out, head, &req.drops, end, slash_at);
+    if let Some((a, b)) = req.authority {
+        out.push(Bytes::from_static(HOST));
+        out.push(head.slice(a as usize..b as usize));
+        out.push(Bytes::from_static(b"\r\n"));
+    }
     match req.forwarded_for {
         None => out.push(xff.line.clone()),
         Some((a, b)) => {
@@ -101,7 +117,7 @@ pub fn push_response_head(out: &mut Gather, head: &Bytes, drops: &Drops, hop: Cl
         }
     };
     let end = body_start(head);
-    push_kept(out, head, drops, end);
+    push_kept(out, head, drops, end, None);
     out.push(Bytes::from_static(connection));
     out.push(head.slice(end..));
 }
@@ -173,10 +189,27 @@ mod tests {
     }
 
     #[test]
-    fn bare_lf_heads_keep_their_ending() {
+    fn an_absolute_form_target_goes_in_origin_form_with_its_authority_as_host() {
         assert_eq!(
-            forward_request("GET / HTTP/1.1\nHost: a\nTE: x\n\n", "10.1.2.3"),
-            "GET / HTTP/1.1\nHost: a\nX-Forwarded-For: 10.1.2.3\r\nX-Forwarded-Proto: http\r\n\n"
+            forward_request(
+                "GET http://internal.example/x?y HTTP/1.1\r\nHost: public\r\n\r\n",
+                "10.1.2.3"
+            ),
+            "GET /x?y HTTP/1.1\r\nHost: internal.example\r\nX-Forwarded-For: 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\n\r\n"
+        );
+        assert_eq!(
+            forward_request(
+                "GET HTTPS://a.example:8443?q HTTP/1.1\r\nHost: b\r\n\r\n",
+                "10.1.2.3"
+            ),
+            "GET /?q HTTP/1.1\r\nHost: a.example:8443\r\nX-Forwarded-For: 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\n\r\n"
+        );
+        assert_eq!(
+            forward_request("GET http://a HTTP/1.0\r\n\r\n", "10.1.2.3"),
+            "GET / HTTP/1.0\r\nHost: a\r\nX-Forwarded-For: 10.1.2.3\r\n\
+             X-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n"
         );
     }
 
