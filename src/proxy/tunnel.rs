@@ -1,65 +1,134 @@
 //! A two-way byte tunnel, opened after a target answers `101 Switching
-//! Protocols` (WebSocket and other upgrades): bytes go both ways as they
-//! come until either side closes, then both are closed together. No traffic
-//! either way for `--idle-timeout` closes it too.
+//! Protocols` (WebSocket and other upgrades). Each direction is its own
+//! read-then-write loop and the two run side by side in the connection's
+//! task, so a peer that does not read holds up only the bytes going to it.
+//! A side that ends its stream (FIN) has that passed on as a half-close and
+//! the other direction carries on. An error on either side, a write that
+//! makes no progress for `--idle-timeout`, or no traffic either way for
+//! that long closes both sides at once.
 
-use std::time::Duration;
+use std::cell::Cell;
+use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::BytesMut;
+use monoio::buf::IoBuf;
+use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
+use monoio::net::tcp::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
 use monoio::net::TcpStream;
 
-use crate::stream::{deadline, read_more, write_all, IoFail};
+use crate::stream::IoFail;
 
-/// Reads in a tunnel ask for this much room.
+/// Reads in a tunnel ask for at least this much room: one buffer of it per
+/// direction, for the life of the tunnel.
 const TUNNEL_READ: usize = 16 * 1024;
 
-/// Which side has bytes to move.
-enum Side {
-    Client,
-    Target,
-    Idle,
-}
-
-/// Runs the tunnel until either side closes or it stays idle for `idle`.
+/// Runs the tunnel until both directions have ended, either side fails,
+/// a write stalls for `idle`, or nothing moves either way for `idle`.
 /// `pending` holds what the client sent after its request, which goes to
 /// the target first.
-pub async fn run(mut client: TcpStream, pending: BytesMut, mut target: TcpStream, idle: Duration) {
-    if !pending.is_empty()
-        && deadline(idle, write_all(&mut target, pending.freeze()))
-            .await
-            .is_err()
-    {
-        return;
+pub async fn run(client: TcpStream, pending: BytesMut, target: TcpStream, idle: Duration) {
+    let (mut from_client, mut to_client) = client.into_split();
+    let (mut from_target, mut to_target) = target.into_split();
+    let traffic = Traffic {
+        last: Cell::new(Instant::now()),
+        idle,
+    };
+    let up = pump(&mut from_client, &mut to_target, pending, &traffic);
+    let down = pump(&mut from_target, &mut to_client, BytesMut::new(), &traffic);
+    // `try_join!` ends at the first error, dropping the other direction.
+    monoio::select! {
+        _ = async { monoio::try_join!(up, down) } => {},
+        _ = traffic.quiet() => {},
     }
-    let mut buf = BytesMut::with_capacity(TUNNEL_READ);
-    loop {
-        // Wait for either side with readiness polls: unlike a read, a poll
-        // that loses the race or times out loses no bytes.
-        let ready = monoio::select! {
-            r = client.readable(false) => if r.is_ok() { Side::Client } else { return },
-            r = target.readable(false) => if r.is_ok() { Side::Target } else { return },
-            _ = monoio::time::sleep(idle) => Side::Idle,
-        };
-        let (from, to) = match ready {
-            Side::Client => (&mut client, &mut target),
-            Side::Target => (&mut target, &mut client),
-            Side::Idle => return,
-        };
-        if copy_once(from, to, &mut buf, idle).await.is_err() {
-            return;
+    // The halves drop here, which closes both connections. A read still
+    // pending in a direction that did not end was dropped above: it may
+    // have taken bytes with it (see the monoio notes), which is why its
+    // stream is never used again.
+}
+
+/// When bytes last moved, in either direction.
+struct Traffic {
+    last: Cell<Instant>,
+    idle: Duration,
+}
+
+impl Traffic {
+    /// Bytes were read or written.
+    fn moved(&self) {
+        self.last.set(Instant::now());
+    }
+
+    /// Finishes once nothing has moved either way for `idle`.
+    async fn quiet(&self) {
+        loop {
+            let until = self.last.get() + self.idle;
+            if Instant::now() >= until {
+                return;
+            }
+            monoio::time::sleep_until(until.into()).await;
         }
     }
 }
 
-/// Moves what `from` has to `to`.
-async fn copy_once(
-    from: &mut TcpStream,
-    to: &mut TcpStream,
-    buf: &mut BytesMut,
-    idle: Duration,
+/// One direction: writes `first`, then reads from `from` and writes to
+/// `to` until `from` ends its stream, which is passed on by shutting down
+/// the writing half of `to`. One buffer serves every read.
+async fn pump(
+    from: &mut TcpOwnedReadHalf,
+    to: &mut TcpOwnedWriteHalf,
+    first: BytesMut,
+    traffic: &Traffic,
 ) -> Result<(), IoFail> {
-    buf.clear();
-    deadline(idle, read_more(from, buf, TUNNEL_READ)).await?;
-    let piece: Bytes = buf.split().freeze();
-    deadline(idle, write_all(to, piece)).await
+    if !first.is_empty() {
+        // Its buffer may be large (it held a request body): dropped once
+        // written rather than kept for reads.
+        write_all(to, first, traffic).await?;
+    }
+    let mut buf = BytesMut::with_capacity(TUNNEL_READ);
+    loop {
+        // No deadline of its own: a side with nothing to say is not a
+        // stall, and `Traffic::quiet` ends a tunnel idle both ways.
+        let (res, back) = from.read(buf).await;
+        buf = back;
+        match res {
+            Ok(0) => {
+                // Half-close: the other direction carries on. A failure here
+                // means the peer behind `to` is gone, which the other
+                // direction's read will find.
+                let _ = to.shutdown().await;
+                return Ok(());
+            }
+            Ok(_) => traffic.moved(),
+            Err(e) => return Err(e.into()),
+        }
+        buf = write_all(to, buf, traffic).await?;
+        buf.clear();
+    }
+}
+
+/// Writes all of `buf` and gives it back. Each write must make progress
+/// within `idle`: a peer that stops reading is a stall, not a quiet side.
+/// A write cut short by the deadline is dropped, and the tunnel closes.
+async fn write_all(
+    to: &mut TcpOwnedWriteHalf,
+    mut buf: BytesMut,
+    traffic: &Traffic,
+) -> Result<BytesMut, IoFail> {
+    let mut done = 0;
+    while done < buf.len() {
+        let write = to.write(buf.slice(done..));
+        let Ok((res, back)) = monoio::time::timeout(traffic.idle, write).await else {
+            return Err(IoFail::TimedOut);
+        };
+        buf = back.into_inner();
+        match res {
+            Ok(0) => return Err(IoFail::Closed),
+            Ok(n) => {
+                done += n;
+                traffic.moved();
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+    Ok(buf)
 }
