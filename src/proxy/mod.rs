@@ -23,7 +23,7 @@ use crate::http::{parse_request, Error, RequestHead};
 use crate::stream::{deadline, read_more, write_all, write_gather, Gather, IoFail, Timer};
 use crate::worker::{Admitted, Worker, CLIENT_BUF};
 
-pub use head::ForwardedFor;
+pub use head::{push_request_head, ForwardedFor};
 
 /// A buffer grown past this (for a body) is replaced by a small one once
 /// the connection is idle again.
