@@ -1,7 +1,8 @@
 //! Per-worker free lists of read buffers, so that buffers move between
-//! connections instead of through the allocator.
+//! connections instead of through the allocator; and the per-worker budget
+//! of memory held in request bodies buffered for replay.
 
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 
 use bytes::BytesMut;
 
@@ -46,6 +47,41 @@ impl BufferPool {
     }
 }
 
+/// Bytes of request bodies a worker holds buffered so that they can be sent
+/// again (`--max-replay-memory`). Without a bound, `--max-replay-body` times
+/// the open connections could all be held at once; past it, a body is
+/// streamed to one target instead, and not replayed.
+pub struct ReplayMemory {
+    max: usize,
+    held: Cell<usize>,
+}
+
+impl ReplayMemory {
+    pub fn new(max: usize) -> ReplayMemory {
+        ReplayMemory {
+            max,
+            held: Cell::new(0),
+        }
+    }
+
+    /// Takes up to `want` bytes from the budget; returns how many it got.
+    pub fn reserve(&self, want: usize) -> usize {
+        let granted = want.min(self.max - self.held.get());
+        self.held.set(self.held.get() + granted);
+        granted
+    }
+
+    /// Gives `n` reserved bytes back.
+    pub fn release(&self, n: usize) {
+        self.held.set(self.held.get() - n);
+    }
+
+    /// Bytes held now.
+    pub fn held(&self) -> usize {
+        self.held.get()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -68,5 +104,16 @@ mod tests {
         let pool = BufferPool::new(64, 4);
         pool.give(BytesMut::with_capacity(1024));
         assert!(pool.free.borrow().is_empty());
+    }
+
+    #[test]
+    fn replay_memory_grants_what_is_left() {
+        let m = ReplayMemory::new(100);
+        assert_eq!(m.reserve(60), 60);
+        assert_eq!(m.reserve(60), 40);
+        assert_eq!(m.reserve(1), 0);
+        m.release(60);
+        assert_eq!(m.held(), 40);
+        assert_eq!(m.reserve(10), 10);
     }
 }

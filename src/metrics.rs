@@ -105,6 +105,16 @@ pub struct WorkerMetrics {
     pub retries_refused: Counter,
     /// Retries the budget allows now (a gauge, set every tick).
     pub retry_budget: Counter,
+    /// Request bodies streamed, not buffered for replay, because
+    /// `--max-replay-memory` was spent.
+    pub replay_refused: Counter,
+    /// Bytes of request bodies held for replay (a gauge, set every tick).
+    pub replay_bytes: Counter,
+    /// Requests answered 408 because their body missed
+    /// `--client-body-timeout`.
+    pub body_timeouts: Counter,
+    /// Request header fields dropped for an `_` in their name.
+    pub underscored_dropped: Counter,
     /// Request durations: per bucket (not cumulative; the last is +Inf).
     durations: [Counter; BUCKETS_US.len() + 1],
     duration_sum_us: Counter,
@@ -118,6 +128,10 @@ impl WorkerMetrics {
             targets: (0..slots).map(|_| TargetCounters::default()).collect(),
             retries_refused: Counter::default(),
             retry_budget: Counter::default(),
+            replay_refused: Counter::default(),
+            replay_bytes: Counter::default(),
+            body_timeouts: Counter::default(),
+            underscored_dropped: Counter::default(),
             durations: Default::default(),
             duration_sum_us: Counter::default(),
         }
@@ -142,6 +156,9 @@ impl WorkerMetrics {
         self.targets[slot].gen.set(gen);
     }
 }
+
+/// A counter summed over the workers: name, help, and where it is.
+type Total = (&'static str, &'static str, fn(&WorkerMetrics) -> &Counter);
 
 /// Every worker's counters, and when the process started.
 pub struct Metrics {
@@ -323,6 +340,42 @@ impl Metrics {
                 out,
                 "lb_worker_retry_budget_available{{worker=\"{id}\"}} {}",
                 w.retry_budget.get()
+            );
+        }
+
+        let totals: [Total; 3] = [
+            (
+                "lb_replay_budget_refused_total",
+                "Request bodies streamed, not buffered for replay, because the worker's \
+                 --max-replay-memory was spent.",
+                |w| &w.replay_refused,
+            ),
+            (
+                "lb_client_body_timeouts_total",
+                "Requests answered 408 because their body missed --client-body-timeout.",
+                |w| &w.body_timeouts,
+            ),
+            (
+                "lb_dropped_underscore_fields_total",
+                "Request header fields dropped for an underscore in their name.",
+                |w| &w.underscored_dropped,
+            ),
+        ];
+        for (name, help, field) in totals {
+            header(&mut out, name, "counter", help);
+            let _ = writeln!(out, "{name} {}", sum(&|w| field(w).get()));
+        }
+        header(
+            &mut out,
+            "lb_worker_replay_bytes",
+            "gauge",
+            "Bytes of request bodies the worker holds buffered for replay.",
+        );
+        for (id, w) in self.workers.iter().enumerate() {
+            let _ = writeln!(
+                out,
+                "lb_worker_replay_bytes{{worker=\"{id}\"}} {}",
+                w.replay_bytes.get()
             );
         }
 

@@ -150,11 +150,11 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         }
     }
     let mut line = startup_line(listen, workers, legacy, shared);
-    if let Some(addr) = admin {
-        let _ = write!(line, "; admin on {addr}");
-    }
     if let Some(note) = lowered {
         let _ = write!(line, "; {note}");
+    }
+    if let Some(addr) = admin {
+        let _ = write!(line, "; admin on {addr}");
     }
     log!(notice, "{line}");
     go.wait();

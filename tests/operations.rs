@@ -29,7 +29,7 @@ const ANSWER_DEADLINE: Duration = Duration::from_secs(2);
 const REFUSED: &str = "reload refused, the running set stays: ";
 
 /// Every metric family `/metrics` exposes, with its type.
-const FAMILIES: [(&str, &str); 14] = [
+const FAMILIES: [(&str, &str); 18] = [
     ("lb_target_requests_total", "counter"),
     ("lb_target_responses_total", "counter"),
     ("lb_target_retries_total", "counter"),
@@ -40,6 +40,10 @@ const FAMILIES: [(&str, &str); 14] = [
     ("lb_target_health_transitions_total", "counter"),
     ("lb_worker_open_connections", "gauge"),
     ("lb_worker_pooled_connections", "gauge"),
+    ("lb_worker_replay_bytes", "gauge"),
+    ("lb_replay_budget_refused_total", "counter"),
+    ("lb_client_body_timeouts_total", "counter"),
+    ("lb_dropped_underscore_fields_total", "counter"),
     ("lb_request_duration_seconds", "histogram"),
     ("lb_uptime_seconds", "gauge"),
     ("lb_start_time_seconds", "gauge"),

@@ -103,9 +103,12 @@ fn a_connection_the_target_closed_while_idle_is_not_reused() {
     let lb = start_balancer(&[&target], &[]);
     let mut c = Client::connect(lb.addr());
     for i in 0..20 {
+        let fins = target.fins_sent();
         let body = format!("post-{i}");
         let r = c.request("POST", "/p", &[], body.as_bytes());
         assert_eq!((r.status, r.body_str()), (200, body));
+        // The target's FIN is on its way before the next request.
+        assert!(wait_for(Duration::from_secs(5), || target.fins_sent() > fins));
     }
     assert_eq!(target.requests(), 20, "each POST reached the target once");
 }

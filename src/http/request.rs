@@ -93,7 +93,10 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     if method == "CONNECT" {
         return Err(Error::MethodNotSupported);
     }
-    if has_bare_lf(head) {
+    // Leading empty lines are dropped, not forwarded: only what follows
+    // must end its lines in CRLF.
+    let line_start = offset_in(head, method.as_bytes());
+    if has_bare_lf(&head[line_start..]) {
         return Err(Error::MalformedRequest);
     }
     let version = Version::from_minor(minor);
@@ -161,7 +164,6 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
 
     // Second pass, in head order: the lines not forwarded.
     let mut drops = Drops::default();
-    let line_start = offset_in(head, method.as_bytes());
     if line_start > 0 && !drops.push(0, line_start) {
         return Err(Error::HeadTooLarge);
     }

@@ -58,28 +58,66 @@ impl From<IoFail> for ClientFail {
 
 impl ClientConn<'_> {
     /// Takes the request's body from the buffer, reading more as needed:
-    /// whole when it ends within `max_replay_body` bytes, else its first part.
+    /// whole when it ends within `--max-replay-body` bytes and the worker's
+    /// `--max-replay-memory` has room for it (held in `replay_charge` until
+    /// the exchange ends), else its first part. The whole body is due within
+    /// `--client-body-timeout`.
     pub(super) async fn take_body(
         &mut self,
         req: &RequestHead,
         worker: &Worker,
     ) -> Result<RequestBody, ClientFail> {
-        let config = worker.config();
+        self.body_by = None;
         if req.framing == Framing::None {
             return Ok(RequestBody::Empty);
         }
-        let mut progress = BodyProgress::new(req.framing);
+        let progress = BodyProgress::new(req.framing);
         if req.expect_continue {
             // The client waits for a `100 Continue`, which the target gives
-            // (or the balancer, if the target says nothing): nothing to read yet.
+            // (or the balancer, if the target says nothing): nothing to read
+            // yet, and the body's deadline starts when it is asked for.
             return Ok(RequestBody::Streamed {
                 first: Bytes::new(),
                 rest: progress,
             });
         }
-        let limit = config.max_replay_body;
+        let max = worker.config().max_replay_body;
+        let wanted = match req.framing {
+            Framing::Length(n) if n as usize <= max => n as usize,
+            Framing::Length(_) => 0,
+            _ => max,
+        };
+        let memory = &worker.replay_memory;
+        let granted = memory.reserve(wanted);
+        let body = self
+            .buffer_body(req.framing, progress, granted, worker)
+            .await;
+        match &body {
+            Ok(RequestBody::Whole(bytes)) => {
+                memory.release(granted - bytes.len());
+                self.replay_charge = bytes.len();
+            }
+            Ok(_) if granted < wanted => {
+                memory.release(granted);
+                if let Some(m) = worker.metrics {
+                    m.replay_refused.add(1);
+                }
+            }
+            _ => memory.release(granted),
+        }
+        body
+    }
+
+    /// Reads a body until it is complete or over `limit` bytes.
+    async fn buffer_body(
+        &mut self,
+        framing: Framing,
+        mut progress: BodyProgress,
+        limit: usize,
+        worker: &Worker,
+    ) -> Result<RequestBody, ClientFail> {
         let mut scanned = 0;
-        let want = match req.framing {
+        let want = match framing {
             Framing::Length(n) if n as usize <= limit => n as usize,
             _ => STREAM_READ,
         };
@@ -87,7 +125,7 @@ impl ClientConn<'_> {
             scanned += progress
                 .advance(&self.buf[scanned..])
                 .map_err(|_| ClientFail::Answer(Error::BadFraming))?;
-            let too_large = match req.framing {
+            let too_large = match framing {
                 Framing::Length(n) => n as usize > limit,
                 _ => scanned > limit,
             };
@@ -102,9 +140,7 @@ impl ClientConn<'_> {
                 });
             }
             let room = want.saturating_sub(self.buf.len()).max(STREAM_READ);
-            let until = worker.soon(config.idle_timeout);
-            let read = read_more(&mut self.stream, &mut self.buf, room);
-            self.timer.run(until, read).await?;
+            self.read_body(room, worker).await?;
         }
     }
 
@@ -119,13 +155,31 @@ impl ClientConn<'_> {
             return Ok(None);
         }
         if self.buf.is_empty() {
-            let until = worker.soon(worker.config().idle_timeout);
-            let read = read_more(&mut self.stream, &mut self.buf, STREAM_READ);
-            self.timer.run(until, read).await?;
+            self.read_body(STREAM_READ, worker).await?;
         }
         let n = rest
             .advance(&self.buf)
             .map_err(|_| ClientFail::Answer(Error::BadFraming))?;
         Ok(Some(self.buf.split_to(n).freeze()))
+    }
+
+    /// Reads more of a body: within `--idle-timeout` of the last read, and
+    /// by the body's deadline (set by the first read of it).
+    async fn read_body(&mut self, room: usize, worker: &Worker) -> Result<(), ClientFail> {
+        let config = worker.config();
+        let body_by = *self
+            .body_by
+            .get_or_insert_with(|| worker.soon(config.client_body_timeout));
+        let until = worker.soon(config.idle_timeout).min(body_by);
+        let read = read_more(&mut self.stream, &mut self.buf, room);
+        match self.timer.run(until, read).await {
+            Ok(_) => Ok(()),
+            Err(e) => {
+                if let (IoFail::TimedOut, true, Some(m)) = (e, until == body_by, worker.metrics) {
+                    m.body_timeouts.add(1);
+                }
+                Err(e.into())
+            }
+        }
     }
 }

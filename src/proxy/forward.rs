@@ -56,6 +56,9 @@ pub(super) struct Exchange<'a> {
 /// Forwards one request and relays its answer.
 pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHead) -> Next {
     let head = conn.buf.split_to(req.head_len).freeze();
+    if let (true, Some(m)) = (req.underscored > 0, worker.metrics) {
+        m.underscored_dropped.add(u64::from(req.underscored));
+    }
     let body = match conn.take_body(&req, worker).await {
         Ok(body) => body,
         Err(ClientFail::Answer(e)) => return Next::Reject(e),
@@ -76,6 +79,9 @@ pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHe
     let started = worker.timing().then(Instant::now);
     conn.sent = 0;
     let next = ex.run(conn).await;
+    worker
+        .replay_memory
+        .release(std::mem::take(&mut conn.replay_charge));
     worker.response_buffers.give(std::mem::take(&mut ex.resp));
     if let Some(started) = started {
         ex.account(conn, started.elapsed().as_micros() as u64);

@@ -72,6 +72,12 @@ pub struct ClientConn<'t> {
     peer: IpAddr,
     /// Bytes written to the client for the current request.
     sent: u64,
+    /// When the current request's body is due (`--client-body-timeout`
+    /// from its first read).
+    body_by: Option<Instant>,
+    /// Bytes of `--max-replay-memory` the current request's buffered body
+    /// holds, given back when the exchange ends.
+    replay_charge: usize,
     /// Until the connection's first request head is in: its deadline,
     /// `--client-header-timeout` from the accept (a connection that never
     /// sends a byte is not kept for the idle timeout).
@@ -125,6 +131,8 @@ async fn serve_from(
         timer: Timer::new(timer.as_mut()),
         peer: peer.ip(),
         sent: 0,
+        body_by: None,
+        replay_charge: 0,
         first_head_by,
     };
     loop {

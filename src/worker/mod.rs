@@ -11,7 +11,7 @@ use monoio::io::{CancelHandle, Canceller};
 use crate::access_log::{AccessLog, Sink};
 use crate::admin::Reloads;
 use crate::balance::{HealthBitmap, Picker, Rng, Thresholds};
-use crate::buffers::BufferPool;
+use crate::buffers::{BufferPool, ReplayMemory};
 use crate::config::Config;
 use crate::metrics::{Metrics, WorkerMetrics};
 use crate::retry::RetryBudget;
@@ -113,6 +113,8 @@ pub struct Worker {
     /// Buffers for reading responses, and client connections' read buffers.
     pub response_buffers: BufferPool,
     pub client_buffers: BufferPool,
+    /// Memory held in request bodies buffered for replay.
+    pub replay_memory: ReplayMemory,
     /// Client connections open on this worker, and how many it may have.
     open: Cell<usize>,
     max_open: usize,
@@ -175,6 +177,7 @@ impl Worker {
             access_log: shared.access_log.clone().map(AccessLog::new),
             response_buffers: BufferPool::new(RESPONSE_BUF, SPARE_BUFFERS),
             client_buffers: BufferPool::new(CLIENT_BUF, SPARE_CLIENT_BUFFERS),
+            replay_memory: ReplayMemory::new(config.max_replay_memory),
             open: Cell::new(0),
             max_open: config.max_connections.div_ceil(workers.max(1)),
             coarse_now: Cell::new(Instant::now()),
@@ -267,6 +270,7 @@ impl Worker {
             }
             if let Some(m) = self.metrics {
                 m.retry_budget.set(self.retries_available());
+                m.replay_bytes.set(self.replay_memory.held() as u64);
             }
             self.pool.borrow_mut().close_expired(now);
             if let Some(log) = &self.access_log {

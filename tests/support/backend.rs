@@ -144,6 +144,7 @@ struct Inner {
     /// Keep-alive timeout in milliseconds (0: none).
     keep_alive_ms: AtomicUsize,
     late_writes: AtomicUsize,
+    fins: AtomicUsize,
     stopping: AtomicBool,
     connections: AtomicUsize,
     log: Mutex<Vec<Recorded>>,
@@ -239,6 +240,7 @@ impl Backend {
             close_idle: AtomicBool::new(false),
             keep_alive_ms: AtomicUsize::new(0),
             late_writes: AtomicUsize::new(0),
+            fins: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
@@ -337,6 +339,12 @@ impl Backend {
     /// Unasked-for writes a [`Mode::Then`] target made so far.
     pub fn late_writes(&self) -> usize {
         self.inner.late_writes.load(Ordering::SeqCst)
+    }
+
+    /// Connections this target has ended with a FIN so far (its FIN is on
+    /// its way when this counts it), health checks' included.
+    pub fn fins_sent(&self) -> usize {
+        self.inner.fins.load(Ordering::SeqCst)
     }
 
     /// Requests other than health checks whose head was read in full.
@@ -438,6 +446,7 @@ fn serve(inner: &Inner, stream: TcpStream, conn: usize) {
     match end {
         End::Fin => {
             let _ = stream.shutdown(Shutdown::Write);
+            inner.fins.fetch_add(1, Ordering::SeqCst);
             let _ = stream.set_read_timeout(Some(DRAIN_AFTER_FIN));
             drain(&mut stream);
         }

@@ -189,7 +189,8 @@ impl Balancer {
         let token = line[at + ADMIN_ON.len()..]
             .split_whitespace()
             .next()
-            .unwrap_or_default();
+            .unwrap_or_default()
+            .trim_end_matches([',', ';', '.']);
         token
             .parse()
             .unwrap_or_else(|e| panic!("cannot parse the admin address in {line:?}: {e}"))
