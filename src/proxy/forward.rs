@@ -254,8 +254,9 @@ impl Exchange<'_> {
                     Failure::NoResponse,
                     Attempt::Retry(Error::TargetUnreachable),
                 ),
-                // The body is whole (or it would not be replayable), so the
-                // client connection is in a known state: it may stay open.
+                // The client connection closes only when part of a streamed
+                // body went out (what is left of it is unknown); a request
+                // read whole leaves it in a known state.
                 SendFail::NotSent | SendFail::NoResponse => (
                     Failure::NoResponse,
                     Attempt::Fail(Error::TargetUnreachable, !self.replayable()),
