@@ -2,18 +2,30 @@
 //! checked with proptest: no input makes it panic or point outside the
 //! buffer, a valid head ends at the same byte whatever follows it, and the
 //! chunked scanner finds the same end however its input is cut into pieces.
+//! And whatever request the balancer takes, hostile ones included, reaches
+//! the target as a message a strict RFC 9112 parser (`tests/strict/mod.rs`,
+//! independent of `src/`) reads with the same boundaries.
 //!
 //! Failures are not persisted to files: a failing case prints its minimal
 //! input, which belongs in a row of `tests/http_rules.rs`.
 
+mod strict;
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+use bytes::Bytes;
 use proptest::collection::vec;
 use proptest::prelude::*;
+use proptest::strategy::ValueTree;
 use proptest::string::string_regex;
-use proptest::test_runner::TestCaseError;
+use proptest::test_runner::{TestCaseError, TestRunner};
 
 use load_balancer::http::{
-    parse_request, parse_response, ChunkedError, ChunkedScanner, Framing, Version,
+    parse_request, parse_response, BodyProgress, ChunkedError, ChunkedScanner, Framing,
+    RequestHead, Version,
 };
+use load_balancer::proxy::{push_request_head, ForwardedFor};
+use load_balancer::stream::Gather;
 
 /// The head bound for generated valid requests: far above their size.
 const MAX_HEAD: usize = 64 * 1024;
@@ -406,6 +418,218 @@ fn valid_chunked_body() -> impl Strategy<Value = Vec<u8>> {
     )
 }
 
+/// Request targets in every form: origin, absolute (which the balancer
+/// rewrites to origin form), asterisk, authority, and broken ones.
+const TARGETS: &[&[u8]] = &[
+    b"/",
+    b"/x?y=1",
+    b"/a/b;c?d=e#f",
+    b"*",
+    b"http://host/x",
+    b"HTTPS://host:81?q",
+    b"http://host",
+    b"http://host#f",
+    b"http://[::1]:8080/p",
+    b"http://user@host/",
+    b"http://host:b:c/",
+    b"http://ho%2/",
+    b"http:/host/",
+    b"ftp://host/",
+    b"host:80",
+    b"//host/x",
+    b"/caf\xc3\xa9",
+    b"x",
+];
+
+/// Field lines a proxy must get right, as the security review named them
+/// (framing lists and repeats, `_` in names, h2c upgrades, `Host` variants,
+/// `Connection` listing fields), with lines it rewrites and broken lines;
+/// an upgrade comes whole as well, its lines together. Each entry gets its
+/// line ending when a request is made.
+const REQUEST_FIELD_LINES: &[&[u8]] = &[
+    b"Content-Length: 5, 5",
+    b"Content-Length: 5",
+    b"Content-Length: 0",
+    b"Content-Length: +5",
+    b"Transfer-Encoding: chunked",
+    b"Transfer-Encoding: chunked,",
+    b"Transfer-Encoding: , chunked",
+    b"Transfer-Encoding: gzip",
+    b"Transfer-Encoding: gzip, chunked",
+    b"Transfer-Encoding: CHUNKED ",
+    b"X_Forwarded_For: 6.6.6.6",
+    b"Transfer_Encoding: chunked",
+    b"Content_Length: 5",
+    b"Upgrade: h2c",
+    b"Connection: Upgrade, HTTP2-Settings",
+    b"HTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA",
+    b"Upgrade: websocket",
+    b"Upgrade: websocket, HTTP/2.0",
+    b"Connection: Upgrade",
+    b"Upgrade: h2c\r\nConnection: Upgrade, HTTP2-Settings\r\nHTTP2-Settings: AAMAAABkAAQCAAAAAAIAAAAA",
+    b"Connection: upgrade\r\nUpgrade: websocket",
+    b"Connection: upgrade\r\nUpgrade: HTTP/ 2",
+    b"Host: example.test",
+    b"Host: example.test:8080",
+    b"Host: [::1]:80",
+    b"Host: 10.0.0.1",
+    b"Host:",
+    b"Host: a:b",
+    b"Host: a:1:2",
+    b"Host: u@a",
+    b"Host: a b",
+    b"Host: a%zz",
+    b"Host: [::1",
+    b"Connection: close, X-Hop",
+    b"X-Hop: 1",
+    b"Connection: keep-alive",
+    b"Connection: content-length",
+    b"Connection: Transfer-Encoding",
+    b"Connection: host",
+    b"Keep-Alive: timeout=5",
+    b"Proxy-Connection: keep-alive",
+    b"TE: trailers",
+    b"Trailer: X-Sum",
+    b"X-Forwarded-For: 10.0.0.1",
+    b"X-Forwarded-Proto: https",
+    b"Expect: 100-continue",
+    b" folded",
+    b"X-Ws : 1",
+    b"X-Del: a\x7fb",
+    b"X-No-Colon",
+];
+
+/// Chunked bodies a strict reader refuses: whitespace after a size, NUL,
+/// DEL or an unbalanced quote in an extension, trailer lines without a
+/// colon or starting with whitespace (a request smuggled in the trailers),
+/// bare line feeds, sizes that are not hex or overflow.
+const HOSTILE_CHUNKED: &[&[u8]] = &[
+    b"5 \r\nhello\r\n0\r\n\r\n",
+    b"5\t\r\nhello\r\n0\r\n\r\n",
+    b"5;a=\0\r\nhello\r\n0\r\n\r\n",
+    b"5;a\x7f\r\nhello\r\n0\r\n\r\n",
+    b"5;a=\"b\r\nhello\r\n0\r\n\r\n",
+    b"5;a=\"b\\\"\r\nhello\r\n0\r\n\r\n",
+    b"5;\r\nhello\r\n0\r\n\r\n",
+    b"5;a=\r\nhello\r\n0\r\n\r\n",
+    b"5;a=b \r\nhello\r\n0\r\n\r\n",
+    b"0\r\nX-No-Colon\r\n\r\n",
+    b"0\r\n X: y\r\n\r\n",
+    b"0\r\nGET /smuggled HTTP/1.1\r\n Host: x\r\n\r\n",
+    b"0\r\nX : y\r\n\r\n",
+    b"0\r\nX: a\rb\r\n\r\n",
+    b"0\r\nX: 1\r\n 2\r\n\r\n",
+    b"5\nhello\n0\n\n",
+    b"5\r\nhello\n0\r\n\r\n",
+    b"5\r\nhelloXX\r\n0\r\n\r\n",
+    b"0x5\r\nhello\r\n0\r\n\r\n",
+    b"-5\r\nhello\r\n0\r\n\r\n",
+    b"10000000000000000\r\nhello\r\n0\r\n\r\n",
+    b"0\r\n\n",
+    b"0\r\n\r\r\n",
+];
+
+/// A request body and the framing line that announces it.
+#[derive(Debug, Clone)]
+enum Body {
+    None,
+    Length(Vec<u8>),
+    Chunked(Vec<u8>),
+}
+
+fn body() -> impl Strategy<Value = Body> {
+    let chunked = prop_oneof![
+        3 => valid_chunked_body(),
+        2 => prop::sample::select(HOSTILE_CHUNKED).prop_map(<[u8]>::to_vec),
+        1 => mutated(valid_chunked_body()),
+    ];
+    prop_oneof![
+        1 => Just(Body::None),
+        2 => vec(any::<u8>(), 0..64).prop_map(Body::Length),
+        3 => chunked.prop_map(Body::Chunked),
+    ]
+}
+
+/// A line ending: mostly CRLF, now and then a bare LF.
+fn line_end() -> impl Strategy<Value = &'static [u8]> {
+    prop_oneof![40 => Just(&b"\r\n"[..]), 1 => Just(&b"\n"[..])]
+}
+
+/// A request valid or hostile in any of its parts: a request line in
+/// origin, absolute or asterisk form (or broken), `Host` most of the time,
+/// the framing line of its body, lines from `REQUEST_FIELD_LINES` and
+/// plain ones in random order, the body (length-delimited, chunked valid or
+/// hostile), then random bytes.
+fn hostile_request() -> impl Strategy<Value = Vec<u8>> {
+    let method = prop_oneof![
+        6 => prop::sample::select(vec![
+            "GET", "GET", "POST", "POST", "PUT", "HEAD", "OPTIONS", "DELETE", "PATCH", "CONNECT",
+        ])
+        .prop_map(String::from),
+        1 => string_regex(&format!("{TCHARS}{{1,8}}")).expect("regex"),
+    ];
+    let target = prop_oneof![
+        3 => prop::sample::select(TARGETS).prop_map(<[u8]>::to_vec),
+        1 => "/[!-~]{0,20}".prop_map(String::into_bytes),
+    ];
+    let version = prop::sample::select(vec!["HTTP/1.1", "HTTP/1.1", "HTTP/1.1", "HTTP/1.0"]);
+    let request_line = (
+        prop_oneof![12 => Just(&b""[..]), 1 => Just(&b"\r\n"[..])],
+        method,
+        target,
+        version,
+        line_end(),
+    )
+        .prop_map(|(empty, method, target, version, end)| {
+            [
+                empty,
+                method.as_bytes(),
+                b" ",
+                &target,
+                b" ",
+                version.as_bytes(),
+                end,
+            ]
+            .concat()
+        });
+    let special = (prop::sample::select(REQUEST_FIELD_LINES), line_end())
+        .prop_map(|(line, end)| [line, end].concat());
+    let host = prop_oneof![6 => Just(true), 1 => Just(false)];
+    let lines = (
+        vec(special, 0..4),
+        vec(plain_field_line(), 0..4),
+        host,
+        body(),
+    )
+        .prop_flat_map(|(mut lines, plain, host, body)| {
+            let has_host = lines.iter().any(|l| l.starts_with(b"Host:"));
+            lines.extend(plain);
+            if host && !has_host {
+                lines.push(b"Host: example.test\r\n".to_vec());
+            }
+            let (framing, bytes) = match body {
+                Body::None => (None, Vec::new()),
+                Body::Length(b) => (Some(format!("Content-Length: {}\r\n", b.len())), b),
+                Body::Chunked(b) => (Some("Transfer-Encoding: chunked\r\n".to_string()), b),
+            };
+            lines.extend(framing.map(String::into_bytes));
+            (Just(lines).prop_shuffle(), Just(bytes))
+        });
+    (request_line, lines, vec(any::<u8>(), 0..32)).prop_map(
+        |(request_line, (lines, body), after)| {
+            [request_line, lines.concat(), b"\r\n".to_vec(), body, after].concat()
+        },
+    )
+}
+
+/// The client address the balancer writes into `X-Forwarded-For`.
+fn client_ip() -> impl Strategy<Value = IpAddr> {
+    prop_oneof![
+        any::<[u8; 4]>().prop_map(|a| IpAddr::V4(Ipv4Addr::from(a))),
+        any::<[u16; 8]>().prop_map(|a| IpAddr::V6(Ipv6Addr::from(a))),
+    ]
+}
+
 // ---------------------------------------------------------------------------
 // Checks
 // ---------------------------------------------------------------------------
@@ -457,6 +681,110 @@ fn scan_pieces(input: &[u8], cuts: &[usize]) -> Result<Option<usize>, ChunkedErr
         start = end;
     }
     Ok(None)
+}
+
+/// What the balancer sends a target for a request it takes whole.
+struct Forwarded {
+    req: RequestHead,
+    /// The forwarded head, the body and the bytes after it.
+    bytes: Vec<u8>,
+    /// Where the forwarded head ends in `bytes`.
+    head_end: usize,
+    /// Where the body ends in `bytes`, as the balancer reckons it.
+    body_end: usize,
+}
+
+/// What the balancer sends a target for `input` (a request from `client`):
+/// the head as `push_request_head` gathers it, then the body's bytes as
+/// they came, then the bytes after it. `None` when it refuses the head, the
+/// body is malformed, or the body is not all there.
+fn forward(input: &[u8], client: IpAddr) -> Option<Forwarded> {
+    let req = parse_request(input, MAX_HEAD).ok()??;
+    let rest = &input[req.head_len..];
+    let mut body = BodyProgress::new(req.framing);
+    let body_len = body.advance(rest).ok()?;
+    if !body.is_done() {
+        return None;
+    }
+    let head = Bytes::copy_from_slice(&input[..req.head_len]);
+    let mut out = Gather::default();
+    push_request_head(&mut out, &head, &req, &ForwardedFor::new(client));
+    let head_end = out.len();
+    let bytes = [out.parts().concat(), rest.to_vec()].concat();
+    Some(Forwarded {
+        req,
+        bytes,
+        head_end,
+        body_end: head_end + body_len,
+    })
+}
+
+/// Whether the balancer took `input` as a whole request; if it did, what
+/// it forwards parses under the strict reference with the boundaries and
+/// the framing the balancer decided, and its head has no field name with
+/// `_`, no h2c upgrade, a target in origin form or `*`, and one `Host` in
+/// HTTP/1.1.
+fn same_boundaries(input: &[u8], client: IpAddr) -> Result<bool, TestCaseError> {
+    let Some(f) = forward(input, client) else {
+        return Ok(false);
+    };
+    let show = || {
+        format!(
+            "\n  sent by the client: {}\n  forwarded: {}",
+            input.escape_ascii(),
+            f.bytes.escape_ascii()
+        )
+    };
+    let strict = strict::parse_request(&f.bytes).map_err(|e| {
+        TestCaseError::fail(format!(
+            "the strict reference refuses what the balancer forwards: {e:?}{}",
+            show()
+        ))
+    })?;
+    prop_assert_eq!(strict.head.head_len, f.head_end, "head end{}", show());
+    prop_assert_eq!(strict.body_end, f.body_end, "body end{}", show());
+    let framing = match strict.head.framing {
+        strict::Framing::None | strict::Framing::Length(0) => Framing::None,
+        strict::Framing::Length(n) => Framing::Length(n),
+        strict::Framing::Chunked => Framing::Chunked,
+    };
+    prop_assert_eq!(framing, f.req.framing, "framing{}", show());
+
+    // The same rules, read off the forwarded bytes without the reference.
+    let head = &f.bytes[..f.head_end];
+    let mut lines = head.split(|&b| b == b'\n').map(|l| l.trim_ascii_end());
+    let request_line = lines.next().unwrap_or_default();
+    let target = request_line
+        .split(|&b| b == b' ')
+        .nth(1)
+        .unwrap_or_default();
+    prop_assert!(
+        target.starts_with(b"/") || target == b"*",
+        "target not in origin form{}",
+        show()
+    );
+    let mut hosts = 0;
+    for line in lines.filter(|l| !l.is_empty()) {
+        let colon = line.iter().position(|&b| b == b':').unwrap_or(line.len());
+        let (name, value) = (&line[..colon], line.get(colon + 1..).unwrap_or_default());
+        prop_assert!(!name.contains(&b'_'), "_ in a field name{}", show());
+        if name.eq_ignore_ascii_case(b"upgrade") {
+            prop_assert!(!offers_h2c(value), "h2c upgrade{}", show());
+        }
+        hosts += usize::from(name.eq_ignore_ascii_case(b"host"));
+    }
+    if f.req.version == Version::Http11 {
+        prop_assert_eq!(hosts, 1, "Host lines{}", show());
+    }
+    Ok(true)
+}
+
+/// Whether an `Upgrade` value lists `h2c` (a protocol name, any version).
+fn offers_h2c(value: &[u8]) -> bool {
+    value.split(|&b| b == b',').any(|p| {
+        let name = p.split(|&b| b == b'/').next().unwrap_or_default();
+        name.trim_ascii().eq_ignore_ascii_case(b"h2c")
+    })
 }
 
 // ---------------------------------------------------------------------------
@@ -544,4 +872,59 @@ proptest! {
         prop_assert_eq!(scan_pieces(&input, &[]), Ok(Some(body_len)));
         prop_assert_eq!(scan_pieces(&input, &cuts), Ok(Some(body_len)), "cut at {:?}", cuts);
     }
+}
+
+proptest! {
+    // Cheap cases, of which about one in four is taken whole and compared.
+    #![proptest_config(config(4096))]
+
+    #[test]
+    fn every_accepted_request_reaches_the_target_with_the_same_boundaries(
+        input in hostile_request(),
+        client in client_ip(),
+    ) {
+        same_boundaries(&input, client)?;
+    }
+}
+
+/// Requests of each form the balancer takes (absolute form, HTTP/1.0,
+/// upgrades, framing, `_` names, Connection-listed fields) go through the
+/// same check: the property has something to compare.
+#[test]
+fn requests_of_each_form_reach_the_target_with_the_same_boundaries() {
+    let client = IpAddr::V4(Ipv4Addr::new(10, 1, 2, 3));
+    let inputs: &[&[u8]] = &[
+        b"GET / HTTP/1.1\r\nHost: a\r\n\r\nGET",
+        b"GET http://host/x HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET HTTPS://host:81?q HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"GET http://host HTTP/1.0\r\n\r\n",
+        b"OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n",
+        b"\r\nPOST /x HTTP/1.0\r\nContent-Length: 3\r\nConnection: close\r\n\r\nabcdef",
+        b"POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nX_Forwarded_For: 6\r\n\r\n\
+          5;a=\"b\"\r\nhello\r\n0\r\nX-Sum: 1\r\n\r\n0\r\n\r\n",
+        b"GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\nUpgrade: h2c\r\n\
+          HTTP2-Settings: AAMA\r\n\r\n",
+        b"GET /ws HTTP/1.1\r\nHost: a\r\nConnection: upgrade, X-Hop\r\nX-Hop: 1\r\n\
+          Upgrade: websocket\r\nX-Forwarded-For: 1.1.1.1\r\n\r\n",
+    ];
+    for input in inputs {
+        let took = same_boundaries(input, client).unwrap_or_else(|e| panic!("{e}"));
+        assert!(took, "refused: {}", input.escape_ascii());
+    }
+}
+
+/// The hostile generator is not all noise: a good share of what it makes
+/// is taken whole by the balancer and so compared with the reference.
+#[test]
+fn most_hostile_requests_are_compared() {
+    let mut runner = TestRunner::deterministic();
+    let (strategy, clients) = (hostile_request(), client_ip());
+    let cases = 1000;
+    let mut taken = 0;
+    for _ in 0..cases {
+        let input = strategy.new_tree(&mut runner).expect("a value").current();
+        let client = clients.new_tree(&mut runner).expect("a value").current();
+        taken += usize::from(forward(&input, client).is_some());
+    }
+    assert!(taken * 5 >= cases, "only {taken} of {cases} taken whole");
 }
