@@ -4,8 +4,8 @@
 use std::mem::MaybeUninit;
 
 use super::{
-    classify, has_bare_lf, line_range, offset_in, tokens, value_end, Drops, Error, FieldError,
-    Framing, FramingFields, Known, TransferCoding, Version,
+    classify, has_bare_lf, line_range, offset_in, value_end, Drops, Error, FieldError, Framing,
+    FramingFields, Known, TransferCoding, Version,
 };
 
 /// Most header fields in one request head (HAProxy's default is 101).
@@ -99,6 +99,11 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     if has_bare_lf(&head[line_start..]) {
         return Err(Error::MalformedRequest);
     }
+    // httparse lets bytes above 0x7E (and `#`) into a request target; a
+    // target reads them as it likes, so such a request goes no further.
+    if path.bytes().any(|b| b > 0x7e || b == b'#') {
+        return Err(Error::MalformedRequest);
+    }
     let version = Version::from_minor(minor);
     let absolute = match path.as_bytes() {
         [b'/', ..] => None,
@@ -113,7 +118,7 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
     let mut expect_continue = false;
     let mut upgrade_lines = 0u32;
     let mut idempotency_key = false;
-    let mut h2c = false;
+    let mut offerable = true;
     for h in req.headers.iter() {
         let known = classify(h.name.as_bytes());
         fields.add(head, known, h.value).map_err(|e| match e {
@@ -127,7 +132,7 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
             Known::XForwardedFor => forwarded_for_lines += 1,
             Known::Upgrade => {
                 upgrade_lines += 1;
-                h2c |= tokens(h.value).any(offers_http2);
+                offerable &= is_offerable_upgrade(h.value);
             }
             Known::IdempotencyKey => idempotency_key = true,
             _ => {}
@@ -159,8 +164,10 @@ pub fn parse_request(buf: &[u8], max_head: usize) -> Result<Option<RequestHead>,
         && framing != Framing::None
         && buf.len() == head_len;
     // An `h2c` upgrade is never offered to a target: it would hand the
-    // client an HTTP/2 connection past every check here.
-    let upgrade = upgrade_lines == 1 && fields.conn.upgrade && version == Version::Http11 && !h2c;
+    // client an HTTP/2 connection past every check here; nor is an
+    // `Upgrade` a target could read otherwise.
+    let upgrade =
+        upgrade_lines == 1 && fields.conn.upgrade && version == Version::Http11 && offerable;
 
     // Second pass, in head order: the lines not forwarded.
     let mut drops = Drops::default();
@@ -262,42 +269,127 @@ fn absolute_form(head: &[u8], target: &[u8]) -> Result<Absolute, Error> {
     })
 }
 
-/// Whether `value` is a URI authority without userinfo (`host[:port]`, a
-/// bracketed IPv6 literal, percent-escapes): what a `Host` may hold. An
-/// empty one only when `empty_ok` (a `Host` may be empty).
+/// Whether `value` is `uri-host [ ":" port ]` (RFC 9110 §7.2), what a
+/// `Host` holds: a bracketed IPv6 address or a reg-name (RFC 3986 §3.2.2,
+/// an IPv4 address being one), then digits; no userinfo. An empty one only
+/// when `empty_ok` (a `Host` may be empty).
 fn is_authority(value: &[u8], empty_ok: bool) -> bool {
-    (empty_ok || !value.is_empty())
-        && value.iter().all(|&b| {
-            b.is_ascii_alphanumeric()
-                || matches!(
-                    b,
-                    b'-' | b'.'
-                        | b'_'
-                        | b'~'
-                        | b'!'
-                        | b'$'
-                        | b'&'
-                        | b'\''
-                        | b'('
-                        | b')'
-                        | b'*'
-                        | b'+'
-                        | b','
-                        | b';'
-                        | b'='
-                        | b':'
-                        | b'['
-                        | b']'
-                        | b'%'
-                )
-        })
+    if value.is_empty() {
+        return empty_ok;
+    }
+    let port = match value.strip_prefix(b"[") {
+        Some(rest) => {
+            let Some(close) = rest.iter().position(|&b| b == b']') else {
+                return false;
+            };
+            let is_v6 = std::str::from_utf8(&rest[..close])
+                .is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+            if !is_v6 {
+                return false;
+            }
+            &rest[close + 1..]
+        }
+        None => {
+            let end = value.iter().position(|&b| b == b':').unwrap_or(value.len());
+            if !is_reg_name(&value[..end]) {
+                return false;
+            }
+            &value[end..]
+        }
+    };
+    match port {
+        [] => true,
+        [b':', digits @ ..] => digits.iter().all(u8::is_ascii_digit),
+        _ => false,
+    }
 }
 
-/// Whether an `Upgrade` token asks for HTTP/2 (`h2c`, `h2`, `HTTP/2.0`).
-fn offers_http2(token: &[u8]) -> bool {
-    let name = token.split(|&b| b == b'/').next().unwrap_or_default();
-    (name.len() >= 2 && name[..2].eq_ignore_ascii_case(b"h2"))
-        || (token.len() >= 6 && token[..6].eq_ignore_ascii_case(b"http/2"))
+/// `reg-name = *( unreserved / pct-encoded / sub-delims )`.
+fn is_reg_name(name: &[u8]) -> bool {
+    let mut i = 0;
+    while i < name.len() {
+        let b = name[i];
+        if b == b'%' {
+            match name.get(i + 1..i + 3) {
+                Some(hex) if hex.iter().all(u8::is_ascii_hexdigit) => i += 3,
+                _ => return false,
+            }
+            continue;
+        }
+        let allowed = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.'
+                    | b'_'
+                    | b'~'
+                    | b'!'
+                    | b'$'
+                    | b'&'
+                    | b'\''
+                    | b'('
+                    | b')'
+                    | b'*'
+                    | b'+'
+                    | b','
+                    | b';'
+                    | b'='
+            );
+        if !allowed {
+            return false;
+        }
+        i += 1;
+    }
+    true
+}
+
+/// Whether an `Upgrade` value can be offered to a target: a list of
+/// `protocol-name ["/" protocol-version]` tokens (RFC 9110 §7.8), none of
+/// them HTTP/2 (`h2c`, `h2`, `HTTP/2...`). Anything else is not passed on.
+fn is_offerable_upgrade(value: &[u8]) -> bool {
+    let token = |t: &[u8]| !t.is_empty() && t.iter().all(|&b| is_tchar(b));
+    let mut any = false;
+    for element in value.split(|&b| b == b',') {
+        let element = element.trim_ascii();
+        if element.is_empty() {
+            continue;
+        }
+        any = true;
+        let mut parts = element.splitn(2, |&b| b == b'/');
+        let name = parts.next().unwrap_or_default();
+        let version = parts.next();
+        if !token(name) || !version.is_none_or(token) {
+            return false;
+        }
+        let http2 = name.eq_ignore_ascii_case(b"h2c")
+            || name.eq_ignore_ascii_case(b"h2")
+            || (name.eq_ignore_ascii_case(b"http") && version.is_some_and(|v| v.starts_with(b"2")));
+        if http2 {
+            return false;
+        }
+    }
+    any
+}
+
+/// `tchar` (RFC 9110 §5.6.2): the bytes of a token.
+fn is_tchar(b: u8) -> bool {
+    b.is_ascii_alphanumeric()
+        || matches!(
+            b,
+            b'!' | b'#'
+                | b'$'
+                | b'%'
+                | b'&'
+                | b'\''
+                | b'*'
+                | b'+'
+                | b'-'
+                | b'.'
+                | b'^'
+                | b'_'
+                | b'`'
+                | b'|'
+                | b'~'
+        )
 }
 
 /// Which limit a head over `max_head` bytes broke: 414 when the request
@@ -379,6 +471,18 @@ mod tests {
             ("GET / HTTP/1.1\r\nHost: a/b\r\n\r\n", Err(BadHost)),
             ("GET / HTTP/1.1\r\nHost: u@a\r\n\r\n", Err(BadHost)),
             ("GET / HTTP/1.1\r\nHost: [::1]:80\r\n\r\n", Ok((Framing::None, true))),
+            ("GET / HTTP/1.1\r\nHost: a:\r\n\r\n", Ok((Framing::None, true))),
+            ("GET / HTTP/1.1\r\nHost: a%2Fb\r\n\r\n", Ok((Framing::None, true))),
+            ("GET / HTTP/1.1\r\nHost: a:b\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: a:1:2\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: [::1\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: [a]\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: [::1]-:80\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: a]\r\n\r\n", Err(BadHost)),
+            ("GET / HTTP/1.1\r\nHost: a%zz\r\n\r\n", Err(BadHost)),
+            ("GET http://a:b/ HTTP/1.1\r\nHost: x\r\n\r\n", Err(BadHost)),
+            ("GET /\u{e9} HTTP/1.1\r\nHost: a\r\n\r\n", Err(MalformedRequest)),
+            ("GET /a#f HTTP/1.1\r\nHost: a\r\n\r\n", Err(MalformedRequest)),
             ("GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n", Ok((Framing::None, false))),
             ("GET / HTTP/1.0\r\n\r\n", Ok((Framing::None, false))),
             ("GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\n", Ok((Framing::None, true))),
@@ -473,7 +577,15 @@ mod tests {
 
     #[test]
     fn an_h2c_upgrade_is_not_offered() {
-        for upgrade in ["h2c", "websocket, h2c", "H2C", "HTTP/2.0"] {
+        for upgrade in [
+            "h2c",
+            "websocket, h2c",
+            "H2C",
+            "HTTP/2.0",
+            "HTTP/ 2",
+            "\"h2c\"",
+            "a/b/c",
+        ] {
             let s = format!(
                 "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade, HTTP2-Settings\r\n\
                  Upgrade: {upgrade}\r\nHTTP2-Settings: AAMAAABkAAQAoAAAAAIAAAAA\r\n\r\n"
