@@ -6,7 +6,7 @@
 # @PATH run the binary at PATH instead of target/release/load-balancer (to
 # compare two builds).
 #
-#   scripts/flag-cost.sh [--runs N] [--duration S] LABEL="FLAGS" [LABEL="FLAGS"...]
+#   scripts/flag-cost.sh [--runs N] [--duration S] [--conns N] LABEL="FLAGS" [LABEL="FLAGS"...]
 #   scripts/flag-cost.sh --runs 5 plain="" metrics="--admin 127.0.0.1:0"
 #   scripts/flag-cost.sh --runs 5 now="" before="@/tmp/lb-before"
 #
@@ -18,11 +18,13 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 RUNS=5
 DURATION=4
+CONNS=64
 VARIANTS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --runs) RUNS=$2; shift 2 ;;
     --duration) DURATION=$2; shift 2 ;;
+    --conns) CONNS=$2; shift 2 ;;
     -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
     *=*) VARIANTS+=("$1"); shift ;;
     *) echo "flag-cost.sh: unknown argument $1 (try --help)" >&2; exit 2 ;;
@@ -72,9 +74,9 @@ for run in $(seq "$RUNS"); do
       --workers 1 $flags 2>"$WORK/lb.log" &
     lb=$!; PIDS+=("$lb")
     wait_port $LB_PORT
-    taskset -c 1 wrk -t1 -c64 -d1s "http://127.0.0.1:$LB_PORT/" >/dev/null
+    taskset -c 1 wrk -t1 -c"$CONNS" -d1s "http://127.0.0.1:$LB_PORT/" >/dev/null
     t0=$(ticks $lb)
-    taskset -c 1 wrk -t1 -c64 -d"${DURATION}s" "http://127.0.0.1:$LB_PORT/" > "$WORK/wrk.out"
+    taskset -c 1 wrk -t1 -c"$CONNS" -d"${DURATION}s" "http://127.0.0.1:$LB_PORT/" > "$WORK/wrk.out"
     t1=$(ticks $lb)
     kill $lb; wait $lb 2>/dev/null || true
     awk -v run="$run" -v label="$label" -v t=$((t1 - t0)) -v tck="$TCK" '
@@ -84,6 +86,6 @@ for run in $(seq "$RUNS"); do
 done | tee "$WORK/runs"
 echo
 awk '{ s[$2] += $3; n[$2]++ } END { for (k in s) printf "mean %-15s %8.3f cpu_us/req over %d runs\n", k, s[k]/n[k], n[k] }' "$WORK/runs" | sort
-printf 'command: scripts/flag-cost.sh --runs %s --duration %s' "$RUNS" "$DURATION"
+printf 'command: scripts/flag-cost.sh --runs %s --duration %s --conns %s' "$RUNS" "$DURATION" "$CONNS"
 printf ' %q' "${VARIANTS[@]}"
 printf ' (%s, %s)\n' "$(date -u '+%Y-%m-%d %H:%M UTC')" "$(uname -r)"
