@@ -298,9 +298,9 @@ fn hex_value(b: u8) -> Option<u8> {
 }
 
 /// A byte of a token (RFC 9110 section 5.6.2): extension names and values,
-/// trailer field names.
+/// trailer field names, `Upgrade` protocols.
 #[inline]
-fn is_tchar(b: u8) -> bool {
+pub(super) fn is_tchar(b: u8) -> bool {
     b.is_ascii_alphanumeric()
         || matches!(
             b,

@@ -3,6 +3,7 @@
 
 use std::mem::MaybeUninit;
 
+use super::chunked::is_tchar;
 use super::{
     classify, has_bare_lf, line_range, offset_in, value_end, Drops, Error, FieldError, Framing,
     FramingFields, Known, TransferCoding, Version,
@@ -368,28 +369,6 @@ fn is_offerable_upgrade(value: &[u8]) -> bool {
         }
     }
     any
-}
-
-/// `tchar` (RFC 9110 §5.6.2): the bytes of a token.
-fn is_tchar(b: u8) -> bool {
-    b.is_ascii_alphanumeric()
-        || matches!(
-            b,
-            b'!' | b'#'
-                | b'$'
-                | b'%'
-                | b'&'
-                | b'\''
-                | b'*'
-                | b'+'
-                | b'-'
-                | b'.'
-                | b'^'
-                | b'_'
-                | b'`'
-                | b'|'
-                | b'~'
-        )
 }
 
 /// Which limit a head over `max_head` bytes broke: 414 when the request
