@@ -124,19 +124,27 @@ fn past_the_replay_memory_a_body_is_streamed_not_replayed() {
         "replayed while there is room"
     );
 
-    // A body on its way in holds 800 of the 1000 bytes.
+    // A body announced whole and not sent holds nothing.
+    let mut announced = Client::connect(lb.addr());
+    announced.send(&request_bytes(
+        "POST",
+        "/announced",
+        &[("Content-Length", "1000")],
+        b"",
+    ));
+    // A body on its way in holds what has arrived of it: 790 of its 800.
     let mut held = Client::connect(lb.addr());
     held.send(&request_bytes(
         "POST",
         "/held",
         &[("Content-Length", "800")],
-        &[b'z'; 10],
+        &[b'z'; 790],
     ));
     assert!(
         wait_for(Duration::from_secs(5), || Scrape::take(&lb)
             .get("lb_worker_replay_bytes{worker=\"0\"}")
-            == 800.0),
-        "the held body is not counted"
+            == 790.0),
+        "the held body is not counted as it arrived"
     );
     assert_eq!(
         attempts_of_a_post(&lb, &a, &b),
@@ -147,6 +155,7 @@ fn past_the_replay_memory_a_body_is_streamed_not_replayed() {
 
     // Its client leaves: the memory is free again.
     drop(held);
+    drop(announced);
     assert!(wait_for(Duration::from_secs(5), || Scrape::take(&lb)
         .get("lb_worker_replay_bytes{worker=\"0\"}")
         == 0.0));

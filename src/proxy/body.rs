@@ -81,44 +81,32 @@ impl ClientConn<'_> {
                 rest: progress,
             });
         }
-        let max = worker.config().max_replay_body;
-        let wanted = match req.framing {
-            Framing::Length(n) if n as usize <= max => n as usize,
-            Framing::Length(_) => 0,
-            _ => max,
-        };
-        let memory = &worker.replay_memory;
-        let granted = memory.reserve(wanted);
+        let mut charged = 0;
         let body = self
-            .buffer_body(req.framing, progress, granted, worker)
+            .buffer_body(req.framing, progress, &mut charged, worker)
             .await;
         match &body {
-            Ok(RequestBody::Whole(bytes)) => {
-                memory.release(granted - bytes.len());
-                self.replay_charge = bytes.len();
-            }
-            Ok(_) if granted < wanted => {
-                memory.release(granted);
-                if let Some(m) = worker.metrics {
-                    m.replay_refused.add(1);
-                }
-            }
-            _ => memory.release(granted),
+            Ok(RequestBody::Whole(_)) => self.replay_charge = charged,
+            _ => worker.replay_memory.release(charged),
         }
         body
     }
 
-    /// Reads a body until it is complete or over `limit` bytes.
+    /// Reads a body until it is complete, over `--max-replay-body`, or over
+    /// what the worker's replay memory can still hold. The bytes held are
+    /// charged to that memory as they arrive (in `charged`), so that a
+    /// client announcing a large body and sending nothing holds nothing.
     async fn buffer_body(
         &mut self,
         framing: Framing,
         mut progress: BodyProgress,
-        limit: usize,
+        charged: &mut usize,
         worker: &Worker,
     ) -> Result<RequestBody, ClientFail> {
+        let max = worker.config().max_replay_body;
         let mut scanned = 0;
         let want = match framing {
-            Framing::Length(n) if n as usize <= limit => n as usize,
+            Framing::Length(n) if n as usize <= max => n as usize,
             _ => STREAM_READ,
         };
         loop {
@@ -126,13 +114,20 @@ impl ClientConn<'_> {
                 .advance(&self.buf[scanned..])
                 .map_err(|_| ClientFail::Answer(Error::BadFraming))?;
             let too_large = match framing {
-                Framing::Length(n) => n as usize > limit,
-                _ => scanned > limit,
+                Framing::Length(n) => n as usize > max,
+                _ => scanned > max,
             };
-            if progress.is_done() && !too_large {
+            if !too_large && scanned > *charged {
+                *charged += worker.replay_memory.reserve(scanned - *charged);
+            }
+            let no_room = !too_large && *charged < scanned;
+            if progress.is_done() && !too_large && !no_room {
                 return Ok(RequestBody::Whole(self.buf.split_to(scanned).freeze()));
             }
-            if too_large {
+            if too_large || no_room {
+                if let (true, Some(m)) = (no_room, worker.metrics) {
+                    m.replay_refused.add(1);
+                }
                 let first = self.buf.split_to(scanned).freeze();
                 return Ok(RequestBody::Streamed {
                     first,
