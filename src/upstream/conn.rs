@@ -21,6 +21,13 @@
 //! connection is pooled again. The future must own what it polls, and the
 //! stream is in use meanwhile, so it polls a second descriptor of the same
 //! socket (a `dup`, made once when the connection is first pooled).
+//!
+//! On the epoll driver a readiness poll is no help: a task can take the
+//! connection before the worker has read the epoll events that say
+//! something came (its reads on other sockets complete without waiting),
+//! and `tests/pool_safety.rs` caught such a connection reused after its
+//! FIN. There a `MSG_PEEK` checks the connection when it is taken: one
+//! syscall per reuse, on the fallback driver only.
 
 use std::future::Future;
 use std::io;
@@ -30,6 +37,8 @@ use std::rc::Rc;
 use std::task::{Context, Waker};
 
 use monoio::net::TcpStream;
+
+use crate::stream::is_idle_and_open;
 
 /// A connection to a target.
 pub struct Upstream {
@@ -57,10 +66,13 @@ impl Upstream {
         self.stream
     }
 
-    /// Arms the poll as the connection goes idle. False when it cannot be
-    /// watched, or something has arrived already (the epoll driver can tell
-    /// at once): do not pool it.
+    /// Arms the poll as the connection goes idle (on io_uring; on epoll the
+    /// connection is peeked at when taken). False when it cannot be watched,
+    /// or its poll fired at once: do not pool it.
     pub fn arm(&mut self) -> bool {
+        if monoio::utils::is_legacy() {
+            return true;
+        }
         if self.watch.is_none() {
             match new_watch(&self.stream) {
                 Ok(watch) => self.watch = Some(watch),
@@ -71,10 +83,14 @@ impl Upstream {
     }
 
     /// Whether nothing arrived since the connection went idle: bytes, an end
-    /// of stream or an error make the poll fire, and such a connection must
-    /// be closed. The poll stays armed while the connection is in use.
+    /// of stream or an error make the poll fire (or the peek see them, on
+    /// epoll), and such a connection must be closed. The poll stays armed
+    /// while the connection is in use.
     pub fn is_quiet(&mut self) -> bool {
-        self.watch.as_mut().is_none_or(|w| !w.fired())
+        match &mut self.watch {
+            Some(watch) => !watch.fired(),
+            None => is_idle_and_open(&self.stream),
+        }
     }
 }
 

@@ -145,6 +145,7 @@ struct Inner {
     keep_alive_ms: AtomicUsize,
     late_writes: AtomicUsize,
     fins: AtomicUsize,
+    after_fin: AtomicUsize,
     stopping: AtomicBool,
     connections: AtomicUsize,
     log: Mutex<Vec<Recorded>>,
@@ -241,6 +242,7 @@ impl Backend {
             keep_alive_ms: AtomicUsize::new(0),
             late_writes: AtomicUsize::new(0),
             fins: AtomicUsize::new(0),
+            after_fin: AtomicUsize::new(0),
             stopping: AtomicBool::new(false),
             connections: AtomicUsize::new(0),
             log: Mutex::new(Vec::new()),
@@ -347,6 +349,12 @@ impl Backend {
         self.inner.fins.load(Ordering::SeqCst)
     }
 
+    /// Bytes that reached this target on connections it had already ended
+    /// with a FIN (read and thrown away while it waited for the peer's).
+    pub fn bytes_after_fin(&self) -> usize {
+        self.inner.after_fin.load(Ordering::SeqCst)
+    }
+
     /// Requests other than health checks whose head was read in full.
     pub fn requests(&self) -> usize {
         lock(&self.inner.log).len()
@@ -448,10 +456,13 @@ fn serve(inner: &Inner, stream: TcpStream, conn: usize) {
             let _ = stream.shutdown(Shutdown::Write);
             inner.fins.fetch_add(1, Ordering::SeqCst);
             let _ = stream.set_read_timeout(Some(DRAIN_AFTER_FIN));
-            drain(&mut stream);
+            let drained = drain(&mut stream);
+            inner.after_fin.fetch_add(drained, Ordering::SeqCst);
         }
         End::Reset => set_linger_zero(&stream),
-        End::Hold => drain(&mut stream),
+        End::Hold => {
+            drain(&mut stream);
+        }
         End::Drop => {}
     }
     // Drop the cloned descriptor too, so that closing `stream` really closes
@@ -462,13 +473,17 @@ fn serve(inner: &Inner, stream: TcpStream, conn: usize) {
 }
 
 /// Reads and discards until end of stream, an error, or the read timeout.
-fn drain(stream: &mut TcpStream) {
+/// Returns how many bytes it threw away.
+fn drain(stream: &mut TcpStream) -> usize {
     let mut sink = [0u8; 4096];
+    let mut drained = 0;
     while let Ok(n) = stream.read(&mut sink) {
         if n == 0 {
             break;
         }
+        drained += n;
     }
+    drained
 }
 
 fn set_linger_zero(stream: &TcpStream) {
