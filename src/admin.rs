@@ -14,11 +14,11 @@ use monoio::net::{TcpListener, TcpStream};
 use crate::balance::Standing;
 use crate::blocking::off_thread;
 use crate::config::read_targets_file;
+use crate::shared::Shared;
 use crate::signals::Notify;
 use crate::stream::{deadline, read_more, write_all};
 use crate::targets::{Change, Target};
 use crate::upstream::prober;
-use crate::worker::Shared;
 
 /// How long a client of the admin endpoint may take to send its request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);

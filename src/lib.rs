@@ -57,6 +57,7 @@ pub mod metrics;
 pub mod proxy;
 pub mod retry;
 pub mod runtime;
+pub mod shared;
 pub mod signals;
 pub mod stream;
 pub mod targets;

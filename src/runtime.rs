@@ -16,9 +16,10 @@ use crate::admin;
 use crate::config::Config;
 use crate::fd_limit;
 use crate::proxy;
+use crate::shared::Shared;
 use crate::signals;
 use crate::upstream::prober;
-use crate::worker::{Shared, Worker};
+use crate::worker::Worker;
 
 /// A worker's runtime, on whichever driver the kernel allowed.
 type Runtime = FusionRuntime<TimeDriver<IoUringDriver>, TimeDriver<LegacyDriver>>;

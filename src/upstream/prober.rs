@@ -11,9 +11,9 @@ use bytes::BytesMut;
 use monoio::net::TcpStream;
 
 use crate::http::parse_response;
+use crate::shared::Shared;
 use crate::stream::{connect, deadline, read_more, write_all, IoFail};
 use crate::targets::CheckOutcome;
-use crate::worker::Shared;
 
 /// Largest health-check response head read.
 const MAX_CHECK_HEAD: usize = 16 * 1024;

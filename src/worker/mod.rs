@@ -1,5 +1,5 @@
-//! What each worker owns (cursor, pool, buffers) and what all share (the
-//! configuration and the health bitmap).
+//! What each worker owns: its picker, retry budget, connection pool,
+//! spare buffers, connection count and coarse clock.
 
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
@@ -8,15 +8,14 @@ use std::time::{Duration, Instant};
 
 use monoio::io::{CancelHandle, Canceller};
 
-use crate::access_log::{AccessLog, Sink};
-use crate::admin::Reloads;
-use crate::balance::{HealthBitmap, Picker, Rng, Thresholds};
+use crate::access_log::AccessLog;
+use crate::balance::{Picker, Rng};
 use crate::buffers::{BufferPool, ReplayMemory};
 use crate::config::Config;
-use crate::metrics::{Metrics, WorkerMetrics};
+use crate::metrics::WorkerMetrics;
 use crate::retry::RetryBudget;
-use crate::signals::Events;
-use crate::targets::{Rules, Slot, Target, Targets};
+use crate::shared::Shared;
+use crate::targets::{Slot, Target};
 use crate::upstream::Pool;
 
 mod policy;
@@ -36,59 +35,6 @@ pub const CLIENT_BUF: usize = 4 * 1024;
 
 /// Client read buffers kept for reuse per worker; more are freed.
 const SPARE_CLIENT_BUFFERS: usize = 64;
-
-/// State shared by all workers for the life of the process.
-pub struct Shared {
-    pub config: Config,
-    /// The targets and their health bitmap.
-    pub targets: Targets,
-    /// Shutdown and reload, raised by signals or the admin endpoint.
-    pub events: Events,
-    /// Reloads of `--targets-file` waiting for their turn.
-    pub reloads: Reloads,
-    /// Every worker's counters, when `--admin` serves them.
-    pub metrics: Option<Metrics>,
-    /// Where access log lines go, when `--access-log` is on.
-    pub access_log: Option<Sink>,
-}
-
-impl Shared {
-    pub fn new(config: Config, workers: usize) -> std::io::Result<Shared> {
-        let rules = Rules {
-            thresholds: Thresholds {
-                rise: config.rise,
-                fall: config.fall,
-                eject_base: config.eject_time,
-                eject_max: MAX_EJECTION,
-            },
-            slow_start: config.slow_start,
-        };
-        let targets = Targets::with_rules(
-            config.backends.clone(),
-            config.file_targets.clone(),
-            config.max_targets,
-            rules,
-        );
-        let metrics = config
-            .admin
-            .map(|_| Metrics::new(workers, targets.capacity()));
-        let access_log = config.access_log.as_ref().map(Sink::open).transpose()?;
-        Ok(Shared {
-            config,
-            targets,
-            events: Events::default(),
-            reloads: Reloads::default(),
-            metrics,
-            access_log,
-        })
-    }
-
-    /// The health bitmap.
-    #[inline]
-    pub fn health(&self) -> &HealthBitmap {
-        &self.targets.health
-    }
-}
 
 /// A worker's copy of the target table, refreshed when the set changes.
 struct View {
