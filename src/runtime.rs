@@ -312,7 +312,7 @@ async fn watch_shutdown(worker: Rc<Worker>) {
 /// most `--drain-timeout`; whatever is left is closed when the runtime ends.
 async fn drain(worker: &Worker) {
     drain_connections(worker).await;
-    if let Some(log) = &worker.access_log {
+    if let Some(log) = worker.access_log() {
         log.flush();
     }
 }

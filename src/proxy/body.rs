@@ -4,6 +4,7 @@
 use bytes::Bytes;
 
 use super::ClientConn;
+use crate::exchange::{Answer, ClientFail};
 use crate::http::{BodyProgress, Error, Framing, RequestHead};
 use crate::stream::{read_more, IoFail};
 use crate::worker::Worker;
@@ -38,19 +39,10 @@ impl RequestBody {
     }
 }
 
-/// Why a body could not be taken from the client.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ClientFail {
-    /// Answer this and close.
-    Answer(Error),
-    /// The client went away: close without an answer.
-    Gone,
-}
-
 impl From<IoFail> for ClientFail {
     fn from(e: IoFail) -> ClientFail {
         match e {
-            IoFail::TimedOut => ClientFail::Answer(Error::RequestTimeout),
+            IoFail::TimedOut => ClientFail::Answer(Answer::RequestTimeout),
             _ => ClientFail::Gone,
         }
     }
@@ -112,7 +104,7 @@ impl ClientConn<'_> {
         loop {
             scanned += progress
                 .advance(&self.buf[scanned..])
-                .map_err(|_| ClientFail::Answer(Error::BadFraming))?;
+                .map_err(|_| ClientFail::Answer(Answer::Refused(Error::BadFraming)))?;
             let too_large = match framing {
                 Framing::Length(n) => n as usize > max,
                 _ => scanned > max,
@@ -125,8 +117,8 @@ impl ClientConn<'_> {
                 return Ok(RequestBody::Whole(self.buf.split_to(scanned).freeze()));
             }
             if too_large || no_room {
-                if let (true, Some(m)) = (no_room, worker.metrics) {
-                    m.replay_refused.add(1);
+                if no_room {
+                    worker.count_replay_refused();
                 }
                 let first = self.buf.split_to(scanned).freeze();
                 return Ok(RequestBody::Streamed {
@@ -154,7 +146,7 @@ impl ClientConn<'_> {
         }
         let n = rest
             .advance(&self.buf)
-            .map_err(|_| ClientFail::Answer(Error::BadFraming))?;
+            .map_err(|_| ClientFail::Answer(Answer::Refused(Error::BadFraming)))?;
         Ok(Some(self.buf.split_to(n).freeze()))
     }
 
@@ -170,8 +162,8 @@ impl ClientConn<'_> {
         match self.timer.run(until, read).await {
             Ok(_) => Ok(()),
             Err(e) => {
-                if let (IoFail::TimedOut, true, Some(m)) = (e, until == body_by, worker.metrics) {
-                    m.body_timeouts.add(1);
+                if e == IoFail::TimedOut && until == body_by {
+                    worker.count_body_timeout();
                 }
                 Err(e.into())
             }

@@ -19,7 +19,8 @@ use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
 
 use crate::access_log::Entry;
-use crate::http::{parse_request, Error, RequestHead};
+use crate::exchange::Answer;
+use crate::http::{parse_request, RequestHead};
 use crate::stream::{deadline, read_more, write_all, write_gather, Gather, IoFail, Timer};
 use crate::worker::{Admitted, Worker, CLIENT_BUF};
 
@@ -47,7 +48,7 @@ pub enum Next {
     KeepAlive,
     Close,
     /// The client sent something wrong: answer this, then close.
-    Reject(Error),
+    Reject(Answer),
     /// The target switched protocols: tunnel bytes to this connection.
     Tunnel(TcpStream),
 }
@@ -61,7 +62,8 @@ pub struct ClientConn<'t> {
     /// Parts of the next gathered write (heads as slices of their buffers).
     out: Gather,
     xff: ForwardedFor,
-    /// Targets the current request already went to.
+    /// The list of tried targets that each request's exchange borrows, so
+    /// that it is allocated once per connection.
     tried: Vec<u32>,
     /// Cancels the read that waits for the next request, to park the
     /// connection without losing what that read may have received.
@@ -96,7 +98,7 @@ enum Head {
 
 /// Answers a connection over `--max-connections` with a 503 and closes it.
 pub async fn refuse(mut stream: TcpStream) {
-    let answer = Error::TooManyConnections.response(false);
+    let answer = Answer::TooManyConnections.response(false);
     let _ = deadline(LINGER, write_all(&mut stream, answer)).await;
 }
 
@@ -175,7 +177,7 @@ async fn serve_from(
 
 impl ClientConn<'_> {
     /// Reads until a whole request head is in the buffer.
-    async fn read_head(&mut self, worker: &Worker) -> Result<Head, Error> {
+    async fn read_head(&mut self, worker: &Worker) -> Result<Head, Answer> {
         let config = worker.config();
         let mut started: Option<Instant> = None;
         loop {
@@ -207,7 +209,7 @@ impl ClientConn<'_> {
                 // A timed-out read takes the buffer with it; whether a head
                 // had begun is known from `started`, not from the buffer.
                 return match e {
-                    IoFail::TimedOut => Err(Error::RequestTimeout),
+                    IoFail::TimedOut => Err(Answer::RequestTimeout),
                     _ => Ok(Head::Closed),
                 };
             }
@@ -271,10 +273,10 @@ impl ClientConn<'_> {
     /// for a while what the client still sends so that it sees the answer
     /// rather than a reset (a lingering close, as nginx does).
     #[cold]
-    async fn fail(mut self, e: Error, worker: &Worker) {
+    async fn fail(mut self, e: Answer, worker: &Worker) {
         let until = Instant::now() + LINGER;
         let answer = e.response(false);
-        if let Some(log) = &worker.access_log {
+        if let Some(log) = worker.access_log() {
             log.record(&Entry {
                 client: self.peer,
                 request_line: None,

@@ -60,7 +60,7 @@ pub async fn relay(
     let Ok(n) = progress.advance(resp) else {
         // Nothing has gone to the client yet, but the target saw the request.
         conn.out.clear();
-        let e = crate::http::Error::BadResponse;
+        let e = crate::exchange::Answer::BadResponse;
         let _ = conn
             .send(e.response(false), worker.soon(config.idle_timeout))
             .await;

@@ -1,20 +1,24 @@
-//! Sending a request on one upstream connection and reading the answer's
-//! head: the head and the buffered body in one gathered write, a streamed
-//! body after it, the `100 Continue` exchange for a client that waits for
-//! one, and the response head within `--response-timeout`.
+//! The IO of one attempt, step by step, each step reporting what happened
+//! as an `exchange::Event`: connecting, writing the head and the buffered
+//! body in one gathered write, the `100 Continue` exchange for a client
+//! that waits for one, streaming the rest of a body, and reading the
+//! response head within `--response-timeout`. What to do about it is the
+//! exchange machine's business.
 
 use std::time::{Duration, Instant};
 
-use bytes::{Buf, Bytes};
-use monoio::net::TcpStream;
+use bytes::{Buf, Bytes, BytesMut};
 
-use super::body::{ClientFail, RequestBody};
-use super::forward::Exchange;
-use super::head::push_request_head;
+use super::body::RequestBody;
+use super::head::{push_request_head, ForwardedFor};
 use super::ClientConn;
-use crate::http::{parse_response, ResponseHead};
-use crate::stream::{read_more, write_gather, write_gather_counted, IoFail, WriteFail};
-use crate::worker::RESPONSE_BUF;
+use crate::exchange::{ClientFail, ConnectFail, Event, SendFail};
+use crate::http::{parse_response, BodyProgress, RequestHead, ResponseHead};
+use crate::stream::{
+    connect, read_more, write_gather, write_gather_counted, IoFail, Timer, WriteFail,
+};
+use crate::upstream::Upstream;
+use crate::worker::{Worker, RESPONSE_BUF};
 
 /// Largest response head accepted from a target; 502 past it.
 const MAX_RESPONSE_HEAD: usize = 64 * 1024;
@@ -26,66 +30,68 @@ const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// Why sending a request and reading the response head failed.
-pub(super) enum SendFail {
-    /// Not a byte of the request was written: the connection had been
-    /// closed or reset. The target saw nothing of it.
-    NotSent,
-    /// The request went out, and the connection closed or reset before the
-    /// first response byte: the target may have acted on it.
-    NoResponse,
-    /// No response head within `--response-timeout`.
-    TimedOut,
-    /// The response head is not valid HTTP/1.1 (or an unasked-for 101).
-    Invalid,
-    /// The client failed while its body was being streamed.
-    Client(ClientFail),
-    /// The target failed while a streamed body was being sent.
-    Upstream,
+/// A new connection to `target`, within `--connect-timeout`.
+pub(super) async fn open(
+    worker: &Worker,
+    timer: &mut Timer<'_>,
+    target: usize,
+) -> Result<Upstream, ConnectFail> {
+    let Some(addr) = worker.target_addr(target) else {
+        return Err(ConnectFail::Gone);
+    };
+    let until = worker.soon(worker.config().connect_timeout);
+    match timer.run(until, connect(addr)).await {
+        Ok(stream) => Ok(Upstream::new(stream)),
+        Err(IoFail::Refused) => Err(ConnectFail::Refused),
+        Err(IoFail::TimedOut) => Err(ConnectFail::TimedOut),
+        Err(_) => Err(ConnectFail::Failed),
+    }
 }
 
-impl Exchange<'_> {
-    /// Sends the head and body, then reads up to the final response head,
-    /// left at the start of `resp`. 1xx interim answers are dropped, but a
-    /// `100 Continue` is relayed to a client that waits for one.
-    pub(super) async fn send_and_read_head(
+/// Writes the request head and the buffered body (or the first part of a
+/// streamed one). `NotSent` when not a byte went out.
+pub(super) async fn send_head(
+    worker: &Worker,
+    timer: &mut Timer<'_>,
+    up: &mut Upstream,
+    (head, req, xff): (&Bytes, &RequestHead, &ForwardedFor),
+    body: &RequestBody,
+) -> Result<(), SendFail> {
+    let (stream, out) = up.writer();
+    push_request_head(out, head, req, xff);
+    out.push(body.first());
+    let write = async { Ok(write_gather_counted(stream, out).await) };
+    match timer
+        .run(worker.soon(worker.config().idle_timeout), write)
+        .await
+    {
+        Ok(Ok(())) => Ok(()),
+        Ok(Err(WriteFail { partial: false, .. })) => Err(SendFail::NotSent),
+        // Part of it, or all of it, may have reached the target.
+        _ => Err(SendFail::NoResponse),
+    }
+}
+
+/// Reading a response head on one connection: where it goes, by when, and
+/// whether any byte came yet (a failure after one is an invalid response,
+/// not a silent target).
+pub(super) struct HeadReader<'a> {
+    pub resp: &'a mut BytesMut,
+    pub req: &'a RequestHead,
+    pub until: Instant,
+    pub got_any: &'a mut bool,
+}
+
+impl HeadReader<'_> {
+    /// Reads until `resp` holds a final response head, dropping interim 1xx
+    /// answers.
+    pub(super) async fn read_final(
         &mut self,
-        conn: &mut ClientConn<'_>,
-        stream: &mut TcpStream,
+        timer: &mut Timer<'_>,
+        up: &mut Upstream,
     ) -> Result<ResponseHead, SendFail> {
-        let config = &self.worker.shared.config;
-        push_request_head(&mut conn.out, &self.head, &self.req, &conn.xff);
-        conn.out.push(self.body.first());
-        let write = async { Ok(write_gather_counted(stream, &mut conn.out).await) };
-        match conn
-            .timer
-            .run(self.worker.soon(config.idle_timeout), write)
-            .await
-        {
-            Ok(Ok(())) => {}
-            Ok(Err(WriteFail { partial: false, .. })) => return Err(SendFail::NotSent),
-            // Part of it, or all of it, may have reached the target.
-            _ => return Err(SendFail::NoResponse),
-        }
-        let until = self.worker.soon(config.response_timeout);
-        self.resp.clear();
-        let mut got_any = false;
-
-        if matches!(self.body, RequestBody::Streamed { .. }) {
-            if self.req.expect_continue && !self.continued {
-                if let Some(head) = self
-                    .await_continue(conn, stream, until, &mut got_any)
-                    .await?
-                {
-                    // A final answer before the body: it is not sent.
-                    return Ok(head);
-                }
-            }
-            self.pump(conn, stream).await?;
-        }
-
         loop {
-            let head = self.read_head(conn, stream, until, &mut got_any).await?;
+            let head = self.read(timer, up).await?;
             if !head.is_interim() {
                 return Ok(head);
             }
@@ -93,25 +99,59 @@ impl Exchange<'_> {
         }
     }
 
+    /// Reads until `resp` starts with a whole response head (interim or
+    /// final), by the response deadline. Every head the request can get
+    /// comes through here, so this is where a `101` that the request did not
+    /// ask for is refused: relaying it would open a tunnel past every check.
+    async fn read(
+        &mut self,
+        timer: &mut Timer<'_>,
+        up: &mut Upstream,
+    ) -> Result<ResponseHead, SendFail> {
+        loop {
+            if !self.resp.is_empty() {
+                match parse_response(self.resp, self.req.is_head) {
+                    Ok(Some(head)) if head.status == 101 && !self.req.upgrade => {
+                        return Err(SendFail::Invalid)
+                    }
+                    Ok(Some(head)) => return Ok(head),
+                    Ok(None) if self.resp.len() < MAX_RESPONSE_HEAD => {}
+                    _ => return Err(SendFail::Invalid),
+                }
+            }
+            let read = read_more(up.stream(), self.resp, RESPONSE_BUF / 4);
+            match timer.run(self.until, read).await {
+                Ok(_) => *self.got_any = true,
+                Err(IoFail::TimedOut) => return Err(SendFail::TimedOut),
+                Err(_) if !*self.got_any => return Err(SendFail::NoResponse),
+                Err(_) => return Err(SendFail::Invalid),
+            }
+        }
+    }
+
     /// For a client waiting for `100 Continue`: waits for the target's
-    /// answer to the head. A 100 is relayed; a final answer is returned (the
-    /// body is never sent); silence past `CONTINUE_WAIT` gets the client a
-    /// 100 from the balancer. Waiting uses a readiness poll, not a read, so
-    /// that the deadline cannot lose bytes.
-    async fn await_continue(
+    /// answer to the head. A 100 is relayed (`Ok(None)`); a final answer is
+    /// returned (the body is never sent); silence past `CONTINUE_WAIT` gets
+    /// the client a 100 from the balancer. Waiting uses a readiness poll,
+    /// not a read, so that the deadline cannot lose bytes. `Err` is the
+    /// event of a failure.
+    pub(super) async fn await_continue(
         &mut self,
         conn: &mut ClientConn<'_>,
-        stream: &mut TcpStream,
-        until: Instant,
-        got_any: &mut bool,
-    ) -> Result<Option<ResponseHead>, SendFail> {
-        let wait = until.min(Instant::now() + CONTINUE_WAIT);
+        up: &mut Upstream,
+        worker: &Worker,
+    ) -> Result<Option<ResponseHead>, Event> {
+        let wait = self.until.min(Instant::now() + CONTINUE_WAIT);
+        let stream = up.stream();
         let readable = async { stream.readable(true).await.map_err(IoFail::from) };
         match conn.timer.run(wait, readable).await {
             Err(IoFail::TimedOut) => {}
-            Err(_) => return Err(SendFail::NoResponse),
+            Err(_) => return Err(Event::SendFailed(SendFail::NoResponse)),
             Ok(()) => loop {
-                let head = self.read_head(conn, stream, until, got_any).await?;
+                let head = self
+                    .read(&mut conn.timer, up)
+                    .await
+                    .map_err(Event::SendFailed)?;
                 if !head.is_interim() {
                     return Ok(Some(head));
                 }
@@ -121,70 +161,43 @@ impl Exchange<'_> {
                 }
             },
         }
-        let until = self.worker.soon(self.worker.config().idle_timeout);
-        conn.send(Bytes::from_static(CONTINUE), until)
-            .await
-            .map_err(|_| SendFail::Client(ClientFail::Gone))?;
-        self.continued = true;
-        Ok(None)
+        let until = worker.soon(worker.config().idle_timeout);
+        match conn.send(Bytes::from_static(CONTINUE), until).await {
+            Ok(()) => Ok(None),
+            Err(_) => Err(Event::ClientFailed(ClientFail::Gone)),
+        }
     }
+}
 
-    /// Streams the rest of a body too large to buffer from the client to
-    /// the target. From here on the request cannot be sent again.
-    async fn pump(
-        &mut self,
-        conn: &mut ClientConn<'_>,
-        stream: &mut TcpStream,
-    ) -> Result<(), SendFail> {
-        let config = &self.worker.shared.config;
-        let RequestBody::Streamed { rest, .. } = &mut self.body else {
-            return Ok(());
+/// Streams the rest of a body too large to buffer from the client to the
+/// target.
+pub(super) async fn pump(
+    conn: &mut ClientConn<'_>,
+    up: &mut Upstream,
+    rest: &mut BodyProgress,
+    worker: &Worker,
+) -> Event {
+    let idle = worker.config().idle_timeout;
+    loop {
+        let piece = match conn.next_body_piece(rest, worker).await {
+            Ok(Some(piece)) => piece,
+            Ok(None) => return Event::Pumped,
+            Err(fail) => return Event::ClientFailed(fail),
         };
-        self.pumped = true;
-        while let Some(piece) = conn
-            .next_body_piece(rest, self.worker)
-            .await
-            .map_err(SendFail::Client)?
-        {
-            conn.out.push(piece);
-            let write = write_gather(stream, &mut conn.out);
-            conn.timer
-                .run(self.worker.soon(config.idle_timeout), write)
-                .await
-                .map_err(|_| SendFail::Upstream)?;
+        let (stream, out) = up.writer();
+        out.push(piece);
+        let write = write_gather(stream, out);
+        if conn.timer.run(worker.soon(idle), write).await.is_err() {
+            return Event::SendFailed(SendFail::Upstream);
         }
-        Ok(())
     }
+}
 
-    /// Reads until `resp` starts with a whole response head (interim or
-    /// final), by the response deadline. Every head the request can get
-    /// comes through here, so this is where a `101` that the request did not
-    /// ask for is refused: relaying it would open a tunnel past every check.
-    async fn read_head(
-        &mut self,
-        conn: &mut ClientConn<'_>,
-        stream: &mut TcpStream,
-        until: Instant,
-        got_any: &mut bool,
-    ) -> Result<ResponseHead, SendFail> {
-        loop {
-            if !self.resp.is_empty() {
-                match parse_response(&self.resp, self.req.is_head) {
-                    Ok(Some(head)) if head.status == 101 && !self.req.upgrade => {
-                        return Err(SendFail::Invalid)
-                    }
-                    Ok(Some(head)) => return Ok(head),
-                    Ok(None) if self.resp.len() < MAX_RESPONSE_HEAD => {}
-                    _ => return Err(SendFail::Invalid),
-                }
-            }
-            let read = read_more(stream, &mut self.resp, RESPONSE_BUF / 4);
-            match conn.timer.run(until, read).await {
-                Ok(_) => *got_any = true,
-                Err(IoFail::TimedOut) => return Err(SendFail::TimedOut),
-                Err(_) if !*got_any => return Err(SendFail::NoResponse),
-                Err(_) => return Err(SendFail::Invalid),
-            }
-        }
+/// Whether the whole response (head and body) is in `buf`.
+pub(super) fn is_complete(head: &ResponseHead, buf: &[u8]) -> bool {
+    if head.framing == crate::http::Framing::UntilClose {
+        return false;
     }
+    let mut progress = BodyProgress::new(head.framing);
+    progress.advance(&buf[head.head_len..]).is_ok() && progress.is_done()
 }

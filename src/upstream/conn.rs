@@ -38,11 +38,15 @@ use std::task::{Context, Waker};
 
 use monoio::net::TcpStream;
 
-use crate::stream::is_idle_and_open;
+use crate::stream::{is_idle_and_open, Gather};
 
 /// A connection to a target.
 pub struct Upstream {
     stream: TcpStream,
+    /// The parts of the next gathered write to the target (a request head
+    /// as slices of the client's buffer, a body), kept with the connection
+    /// so that its vectors are allocated once per connection.
+    out: Gather,
     /// Made when the connection is first pooled, then armed again each time
     /// it goes back (without allocating).
     watch: Option<Box<dyn Watch>>,
@@ -52,6 +56,7 @@ impl Upstream {
     pub fn new(stream: TcpStream) -> Upstream {
         Upstream {
             stream,
+            out: Gather::default(),
             watch: None,
         }
     }
@@ -59,6 +64,12 @@ impl Upstream {
     #[inline]
     pub fn stream(&mut self) -> &mut TcpStream {
         &mut self.stream
+    }
+
+    /// The stream, with the gathered write to send on it.
+    #[inline]
+    pub fn writer(&mut self) -> (&mut TcpStream, &mut Gather) {
+        (&mut self.stream, &mut self.out)
     }
 
     /// The stream alone, for a tunnel (it will not be pooled again).

@@ -12,6 +12,7 @@ use crate::access_log::AccessLog;
 use crate::balance::{Picker, Rng};
 use crate::buffers::{BufferPool, ReplayMemory};
 use crate::config::Config;
+use crate::health::Outcome;
 use crate::metrics::WorkerMetrics;
 use crate::retry::RetryBudget;
 use crate::shared::Shared;
@@ -20,7 +21,7 @@ use crate::upstream::Pool;
 
 mod policy;
 
-pub use policy::{Failure, MAX_EJECTION};
+pub use policy::MAX_EJECTION;
 
 /// Size of a buffer for reading a response (head and body chunks).
 pub const RESPONSE_BUF: usize = 64 * 1024;
@@ -55,7 +56,7 @@ pub struct Worker {
     /// Retries this worker may still make, and the jitter of backoffs.
     budget: RefCell<RetryBudget>,
     rng: RefCell<Rng>,
-    pub pool: RefCell<Pool>,
+    pool: RefCell<Pool>,
     /// Buffers for reading responses, and client connections' read buffers.
     pub response_buffers: BufferPool,
     pub client_buffers: BufferPool,
@@ -70,9 +71,9 @@ pub struct Worker {
     /// When the worker was made: the origin of the picker's latency clock.
     started: Instant,
     /// This worker's counters, when `--admin` serves them.
-    pub metrics: Option<&'static WorkerMetrics>,
+    metrics: Option<&'static WorkerMetrics>,
     /// This worker's access log buffer, when `--access-log` is on.
-    pub access_log: Option<AccessLog>,
+    access_log: Option<AccessLog>,
     /// This worker's copy of the target table.
     view: RefCell<View>,
     /// Set once a shutdown began: no new connections, no more keep-alive.
@@ -152,6 +153,42 @@ impl Worker {
     /// to one `HOUSEKEEPING` tick late, and free of a clock read.
     pub fn soon(&self, after: Duration) -> Instant {
         self.coarse_now.get() + after + HOUSEKEEPING
+    }
+
+    /// Counts the fields with an `_` dropped from a request head.
+    #[inline]
+    pub fn count_underscored(&self, n: u8) {
+        if let (true, Some(m)) = (n > 0, self.metrics) {
+            m.underscored_dropped.add(u64::from(n));
+        }
+    }
+
+    /// Counts a body streamed because the replay memory had no room for it.
+    pub fn count_replay_refused(&self) {
+        if let Some(m) = self.metrics {
+            m.replay_refused.add(1);
+        }
+    }
+
+    /// Counts a body that did not arrive within `--client-body-timeout`.
+    pub fn count_body_timeout(&self) {
+        if let Some(m) = self.metrics {
+            m.body_timeouts.add(1);
+        }
+    }
+
+    /// This worker's access log buffer, when `--access-log` is on.
+    #[inline]
+    pub fn access_log(&self) -> Option<&AccessLog> {
+        self.access_log.as_ref()
+    }
+
+    /// Counts a finished request's time in the latency histogram.
+    #[inline]
+    pub fn observe_request(&self, micros: u64) {
+        if let Some(m) = self.metrics {
+            m.observe(micros);
+        }
     }
 
     /// Whether requests are timed (for the metrics or the access log).
@@ -291,7 +328,7 @@ impl Worker {
 
     /// Marks a target degraded after a failure seen on live traffic, and
     /// logs the change (only the worker that flips the bit logs it).
-    pub fn degrade(&self, slot: usize, why: &str) {
+    fn degrade(&self, slot: usize, why: Outcome) {
         if self.shared.targets.mark_degraded(slot) {
             if let Some(s) = self.target(slot) {
                 log!(

@@ -1,45 +1,40 @@
-//! A worker's side of target selection and failure handling: picking with
-//! the configured algorithm, counting failures in a row towards ejection,
-//! ending ejections (worker 0), and the retry budget and backoff.
+//! The doors through which the request path talks to its worker: pick a
+//! target, count an attempt in and out, record what an attempt came to,
+//! ask for a retry, wait a backoff, take and give back pooled connections.
+//! Plus the worker's side of failure handling: failures in a row towards
+//! ejection, and the end of ejections (worker 0).
 
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Worker, HOUSEKEEPING};
 use crate::balance::{human, Candidates, Picker};
+use crate::exchange::Policy;
+use crate::health::Outcome;
+use crate::metrics::TargetCounters;
 use crate::retry::backoff;
+use crate::upstream::Upstream;
 
 /// The longest an ejection lasts (unless `--eject-time` is longer).
 pub const MAX_EJECTION: Duration = Duration::from_secs(300);
 
-/// Why a target failed a request, for ejection and its log line.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    Status(u16),
-    Refused,
-    ConnectFailed,
-    ConnectTimeout,
-    NoResponse,
-    ResponseTimeout,
-    InvalidResponse,
-    Broken,
-}
-
-impl std::fmt::Display for Failure {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        match self {
-            Failure::Status(s) => write!(f, "answered {s}"),
-            Failure::Refused => f.write_str("connection refused"),
-            Failure::ConnectFailed => f.write_str("connect failed"),
-            Failure::ConnectTimeout => f.write_str("connect timed out"),
-            Failure::NoResponse => f.write_str("closed without an answer"),
-            Failure::ResponseTimeout => f.write_str("response timed out"),
-            Failure::InvalidResponse => f.write_str("invalid response"),
-            Failure::Broken => f.write_str("connection failed mid-response"),
+impl Worker {
+    /// The retry settings the exchange machine applies.
+    pub fn policy(&self) -> Policy {
+        let config = self.config();
+        Policy {
+            retries: config.retries,
+            retry_non_idempotent: config.retry_non_idempotent,
         }
     }
-}
 
-impl Worker {
+    /// The address of the target in `slot`, if the slot holds one.
+    pub fn target_addr(&self, slot: usize) -> Option<SocketAddr> {
+        self.view.borrow().slots[slot]
+            .as_ref()
+            .map(|s| s.target.addr)
+    }
+
     /// The target for the next attempt of a request that already went to
     /// `tried`.
     #[inline]
@@ -62,10 +57,17 @@ impl Worker {
         picker.pick(&candidates, tried)
     }
 
-    /// Whether another target than those in `tried` could be picked.
-    pub fn has_candidate(&self, tried: &[u32]) -> bool {
+    /// Whether a request that went to `tried` may go to another target
+    /// after `from` failed: one is left to pick, and the retry budget gives
+    /// a retry (asked last: asking takes it).
+    pub fn grant_retry(&self, from: usize, tried: &[u32]) -> bool {
         let targets = &self.shared.targets;
-        Picker::has_candidate(&targets.health, &targets.passed, tried)
+        let granted =
+            Picker::has_candidate(&targets.health, &targets.passed, tried) && self.try_retry();
+        if let (true, Some(m)) = (granted, self.metrics) {
+            m.targets[from].retries.add(1);
+        }
+        granted
     }
 
     /// Nanoseconds from the worker's start to `now`.
@@ -88,30 +90,74 @@ impl Worker {
         picker.observe_latency(slot, now.saturating_duration_since(sent).as_nanos() as u64);
     }
 
-    /// An attempt on `slot` starts (counted for least-connections).
+    /// An attempt on `slot` starts: counted as a request to it, and in
+    /// flight (for the metrics, and for least-connections).
     #[inline]
     pub fn attempt_started(&self, slot: usize) {
+        if let Some(m) = self.metrics {
+            m.targets[slot].requests.add(1);
+            m.targets[slot].in_flight.add(1);
+        }
         if self.config().algorithm.counts_in_flight() {
             self.picker.borrow_mut().started(slot);
         }
     }
 
+    /// The attempt on `slot` is over.
     #[inline]
     pub fn attempt_finished(&self, slot: usize) {
+        if let Some(m) = self.metrics {
+            m.targets[slot].in_flight.sub(1);
+        }
         if self.config().algorithm.counts_in_flight() {
             self.picker.borrow_mut().finished(slot);
         }
     }
 
+    /// What an attempt on `slot` came to: counted in the metrics, and
+    /// applied to the target's health as `Outcome` says (failures in a row
+    /// towards ejection, out of rotation at once, pooled connections closed).
+    pub fn record(&self, slot: usize, outcome: Outcome) {
+        if let Some(m) = self.metrics {
+            count_outcome(&m.targets[slot], outcome);
+        }
+        if outcome.is_failure() {
+            self.target_failed(slot, outcome);
+        } else {
+            self.target_succeeded(slot);
+        }
+        if outcome.degrades() {
+            self.degrade(slot, outcome);
+        }
+        if outcome.ends_pooled() {
+            self.pool.borrow_mut().clear(slot);
+        }
+    }
+
+    /// A pooled connection to `slot` on which nothing arrived while it was
+    /// idle, if any; `checked` adds a peek (see `Pool::take`).
+    pub fn take_pooled(&self, slot: usize, checked: bool) -> Option<Upstream> {
+        let gen = self.slot_gen(slot);
+        let now = self.coarse_now();
+        self.pool.borrow_mut().take(slot, gen, now, checked)
+    }
+
+    /// Gives back a connection to `slot` that can carry another request.
+    pub fn pool_upstream(&self, slot: usize, conn: Upstream) {
+        let gen = self.slot_gen(slot);
+        let now = self.coarse_now();
+        self.pool.borrow_mut().put(slot, gen, conn, now);
+    }
+
     /// `slot` answered below 500: its failures in a row start again.
     #[inline]
-    pub fn target_succeeded(&self, slot: usize) {
+    fn target_succeeded(&self, slot: usize) {
         self.picker.borrow_mut().succeeded(slot);
     }
 
     /// `slot` failed a request: after `--eject-after` failures in a row on
     /// this worker it is ejected.
-    pub fn target_failed(&self, slot: usize, why: Failure) {
+    fn target_failed(&self, slot: usize, why: Outcome) {
         let after = self.shared.config.eject_after;
         let count = self.picker.borrow_mut().failed(slot);
         if after == 0 || count < after {
@@ -175,7 +221,7 @@ impl Worker {
     }
 
     /// Takes a retry from the budget; false (and counted) when it is spent.
-    pub fn try_retry(&self) -> bool {
+    fn try_retry(&self) -> bool {
         let granted = self.budget.borrow_mut().try_retry(self.second());
         if !granted {
             if let Some(m) = self.metrics {
@@ -197,5 +243,19 @@ impl Worker {
             self.shared.config.retry_backoff,
             &mut self.rng.borrow_mut(),
         )
+    }
+}
+
+/// Counts an attempt's outcome in its target's counters.
+fn count_outcome(m: &TargetCounters, outcome: Outcome) {
+    match outcome {
+        Outcome::Answered(status) => m.response(status),
+        Outcome::Refused | Outcome::ConnectFailed => m.connect_failures.add(1),
+        Outcome::ConnectTimeout => {
+            m.connect_failures.add(1);
+            m.timeouts.add(1);
+        }
+        Outcome::ResponseTimeout => m.timeouts.add(1),
+        Outcome::NoResponse | Outcome::InvalidResponse | Outcome::Broken => {}
     }
 }
