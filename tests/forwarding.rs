@@ -1,4 +1,4 @@
-//! End to end: how the balancer forwards requests and relays responses (heads, hop-by-hop fields, framing, keep-alive, pipelining, upstream reuse), and how it rejects malformed requests, bad responses and slow or idle clients.
+//! End to end: how the balancer forwards requests and relays responses (heads, hop-by-hop fields, framing, keep-alive, pipelining, upstream reuse), and how it rejects malformed requests, bad responses and slow clients (idle ones: tests/hardening.rs).
 
 mod support;
 use support::*;
@@ -674,7 +674,7 @@ fn invalid_response_from_target_is_502() {
 }
 
 // ---------------------------------------------------------------------------
-// Slow and idle clients
+// Slow clients
 
 #[test]
 fn incomplete_head_gets_408_after_client_header_timeout() {
@@ -693,26 +693,6 @@ fn incomplete_head_gets_408_after_client_header_timeout() {
     );
     assert!(c.is_closed(WAIT));
     assert_eq!(backend.requests(), 0);
-}
-
-#[test]
-fn idle_keep_alive_client_is_closed_after_idle_timeout() {
-    let backend = Backend::start("a");
-    let lb = start_balancer(&[&backend], &["--idle-timeout", "300ms"]);
-    let mut c = Client::connect(lb.addr());
-    assert_eq!(c.request("GET", "/", &[], b"").status, 200);
-    let idle = Instant::now();
-    assert!(c.is_closed(WAIT), "idle client still open after {WAIT:?}");
-    let took = idle.elapsed();
-    assert!(
-        took >= Duration::from_millis(250),
-        "closed after only {took:?}"
-    );
-    assert!(
-        c.buffered().is_empty(),
-        "bytes before the close: {:?}",
-        c.buffered()
-    );
 }
 
 // ---------------------------------------------------------------------------
