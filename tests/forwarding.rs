@@ -5,50 +5,9 @@ use support::*;
 
 use std::time::{Duration, Instant};
 
-/// Deadline for conditions that hold at once when the balancer is correct.
-const WAIT: Duration = Duration::from_secs(5);
-
 /// A deterministic, non-repeating-looking payload of `len` bytes.
 fn payload(len: usize) -> Vec<u8> {
     (0..len).map(|i| (i * 31 % 251) as u8).collect()
-}
-
-/// A body the balancer wrote itself: one short line of text.
-fn assert_short_text_line(r: &Response) {
-    let body = std::str::from_utf8(&r.body)
-        .unwrap_or_else(|_| panic!("{} body is not UTF-8: {:?}", r.status, r.body));
-    let line = body.strip_suffix('\n').unwrap_or(body);
-    assert!(
-        !line.trim().is_empty() && line.len() <= 200 && !line.chars().any(char::is_control),
-        "{} body is not one short line of text: {body:?}",
-        r.status
-    );
-}
-
-/// Sends `raw` on a new connection; the balancer must answer `status` with a
-/// short text body, close the connection, and forward nothing.
-fn assert_rejected(raw: &[u8], status: u16) {
-    let backend = Backend::start("a");
-    let lb = start_balancer(&[&backend], &[]);
-    let mut c = Client::connect(lb.addr());
-    c.send(raw);
-    let r = c.read_response();
-    assert_eq!(
-        r.status,
-        status,
-        "answer to {:?}",
-        String::from_utf8_lossy(&raw[..raw.len().min(200)])
-    );
-    assert_short_text_line(&r);
-    assert!(c.is_closed(WAIT), "connection left open after {status}");
-    assert_eq!(backend.requests(), 0, "the target saw the request");
-}
-
-/// Raw response bytes: `head` (without the final empty line) and `body`.
-fn raw_response(head: &str, body: &[u8]) -> Vec<u8> {
-    let mut bytes = format!("{head}\r\n\r\n").into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
 }
 
 // ---------------------------------------------------------------------------

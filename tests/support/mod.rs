@@ -12,7 +12,8 @@
 //! - `admin.rs`: the admin endpoint and `--targets-file` as an operator
 //!   drives them (`/targets`, `POST /reload`, SIGHUP).
 //! - [`TempFile`] (`tempfile.rs`): a file for a flag that takes a path.
-//! - `checks.rs`: assertions several files make (a run that must fail).
+//! - `checks.rs`: assertions several files make (a refused request, an
+//!   answer the balancer wrote itself, a run that must fail).
 //! - `wire.rs`: the buffered head and body reader both sides share.
 //!
 //! Nothing here sleeps a fixed time to let things settle: waits are for a
@@ -40,19 +41,24 @@ pub use admin::{
 };
 #[allow(unused_imports)]
 pub use backend::{
-    Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT, HEALTH_PATH, LATE_DELAY,
-    WEBSOCKET_ACCEPT, WEBSOCKET_KEY,
+    raw_response, upgrade_request, Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT,
+    HEALTH_PATH, LATE_DELAY, WEBSOCKET_ACCEPT, WEBSOCKET_KEY,
 };
 #[allow(unused_imports)]
 pub use balancer::{balancer_program, Balancer, RunOutput, ADMIN_ON, LISTENING, START_TIMEOUT};
 #[allow(unused_imports)]
-pub use checks::{assert_exit_line, assert_flag_error};
+pub use checks::{
+    assert_exit_line, assert_flag_error, assert_rejected, assert_rejected_with,
+    assert_short_text_line,
+};
 #[allow(unused_imports)]
 pub use client::{get, request_bytes, Client, Response, CLIENT_TIMEOUT};
 #[allow(unused_imports)]
 pub use scrape::Scrape;
 #[allow(unused_imports)]
 pub use tempfile::TempFile;
+#[allow(unused_imports)]
+pub(crate) use wire::is_disconnect;
 
 /// How often the wait helpers check their condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
@@ -102,18 +108,36 @@ pub fn target_name(b: &Backend) -> String {
     b.addr().to_string()
 }
 
+/// The `X-Backend` header of a response (which target answered).
+pub fn answered_by(r: &Response) -> &str {
+    r.header("x-backend").unwrap_or("<none>")
+}
+
 /// `n` GETs (`/req0`, `/req1`, ...) on one keep-alive connection, each
-/// asserted 200; the bodies (in [`Mode::Ok`], the name of the target that
-/// answered).
-pub fn get_n(lb: &Balancer, n: usize) -> Vec<String> {
+/// answer asserted 200.
+fn oks_on_one_connection(lb: &Balancer, n: usize) -> Vec<Response> {
     let mut c = Client::connect(lb.addr());
     (0..n)
         .map(|i| {
             let r = c.request("GET", &format!("/req{i}"), &[], b"");
-            assert_eq!(r.status, 200, "request {i}: {}", r.body_str());
-            r.body_str()
+            assert_eq!(r.status, 200, "request {i}: {r:?}");
+            r
         })
         .collect()
+}
+
+/// Which target answered each of `n` requests on one keep-alive connection
+/// (its `X-Backend`), every answer asserted 200.
+pub fn names_on_one_connection(lb: &Balancer, n: usize) -> Vec<String> {
+    let answers = oks_on_one_connection(lb, n);
+    answers.iter().map(|r| answered_by(r).to_string()).collect()
+}
+
+/// The bodies of `n` requests on one keep-alive connection, every answer
+/// asserted 200 (in [`Mode::Ok`], the name of the target that answered).
+pub fn get_n(lb: &Balancer, n: usize) -> Vec<String> {
+    let answers = oks_on_one_connection(lb, n);
+    answers.iter().map(Response::body_str).collect()
 }
 
 /// `clients` threads, each on its own connection, send `each` GETs at once;
