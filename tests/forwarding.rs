@@ -448,7 +448,8 @@ fn keeps_at_most_pool_size_idle_connections_per_target() {
 }
 
 // ---------------------------------------------------------------------------
-// Malformed requests
+// Malformed requests (more in tests/hardening.rs, "Requests refused without
+// forwarding")
 
 #[test]
 fn garbage_request_is_400() {
@@ -459,46 +460,8 @@ fn garbage_request_is_400() {
 }
 
 #[test]
-fn content_length_with_transfer_encoding_is_400() {
-    assert_rejected(
-        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n\
-          0\r\n\r\n",
-        400,
-    );
-}
-
-#[test]
-fn two_different_content_lengths_are_400() {
-    assert_rejected(
-        b"POST / HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\nhello!",
-        400,
-    );
-}
-
-#[test]
-fn chunked_http10_request_is_400() {
-    assert_rejected(
-        b"POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n0\r\n\r\n",
-        400,
-    );
-}
-
-#[test]
-fn http11_request_without_host_is_400() {
-    assert_rejected(b"GET / HTTP/1.1\r\nAccept: */*\r\n\r\n", 400);
-}
-
-#[test]
 fn whitespace_before_header_colon_is_400() {
     assert_rejected(b"GET / HTTP/1.1\r\nHost : t\r\n\r\n", 400);
-}
-
-#[test]
-fn obs_fold_in_request_is_400() {
-    assert_rejected(
-        b"GET / HTTP/1.1\r\nHost: t\r\nX-A: one\r\n two\r\n\r\n",
-        400,
-    );
 }
 
 #[test]
