@@ -6,26 +6,6 @@ use support::*;
 
 use std::time::{Duration, Instant};
 
-/// Deadline of every wait for a condition that should hold almost at once.
-const WAIT: Duration = Duration::from_secs(5);
-
-/// The `X-Backend` header of a response (which target answered).
-fn answered_by(r: &Response) -> String {
-    r.header("x-backend").unwrap_or("<none>").to_string()
-}
-
-/// Which target answered each of `n` requests on one keep-alive connection.
-fn names_on_one_connection(lb: &Balancer, n: usize) -> Vec<String> {
-    let mut c = Client::connect(lb.addr());
-    (0..n)
-        .map(|i| {
-            let r = c.request("GET", "/", &[], b"");
-            assert_eq!(r.status, 200, "request {i}: {r:?}");
-            answered_by(&r)
-        })
-        .collect()
-}
-
 /// Requests (health checks aside) to `b` for `path`.
 fn requests_for(b: &Backend, path: &str) -> usize {
     b.requests_log().iter().filter(|r| r.path == path).count()
@@ -52,7 +32,7 @@ fn spreads_requests_round_robin_across_new_connections() {
         .map(|_| {
             let r = get(lb.addr(), "/");
             assert_eq!(r.status, 200);
-            answered_by(&r)
+            answered_by(&r).to_string()
         })
         .collect();
     assert_eq!(names, ["A", "B", "C", "A", "B", "C", "A", "B", "C"]);
@@ -124,11 +104,7 @@ fn takes_a_target_out_when_its_health_check_fails() {
         "health: {} healthy -> degraded (health check answered 503)",
         target_name(&b)
     );
-    assert!(
-        lb.wait_for_log(&down, WAIT),
-        "no `{down}` in {:#?}",
-        lb.log()
-    );
+    lb.expect_log(&down, WAIT);
     assert_eq!(names_on_one_connection(&lb, 4), ["A", "A", "A", "A"]);
     assert_eq!(b.requests(), 0);
 }
@@ -149,7 +125,7 @@ fn brings_a_target_back_when_its_health_check_passes_again() {
         "health: {} degraded -> healthy (health check answered 200)",
         target_name(&b)
     );
-    assert!(lb.wait_for_log(&up, WAIT), "no `{up}` in {:#?}", lb.log());
+    lb.expect_log(&up, WAIT);
     let mut names = names_on_one_connection(&lb, 2);
     names.sort();
     assert_eq!(names, ["A", "B"]);
@@ -178,11 +154,7 @@ fn keeps_checking_the_other_targets_while_one_health_check_hangs() {
         "health: {} healthy -> degraded (health check timed out)",
         target_name(&a)
     );
-    assert!(
-        lb.wait_for_log(&down, WAIT),
-        "no `{down}` in {:#?}",
-        lb.log()
-    );
+    lb.expect_log(&down, WAIT);
 
     // A round every interval plus at most one health timeout: B keeps being
     // checked (and stays healthy) while A's checks keep hanging.

@@ -11,11 +11,6 @@
 mod support;
 use support::*;
 
-use std::time::Duration;
-
-/// Deadline for conditions that hold at once when the balancer is correct.
-const WAIT: Duration = Duration::from_secs(5);
-
 /// The head every body here is sent with.
 const HEAD: &[u8] = b"POST /body HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n";
 

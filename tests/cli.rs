@@ -1,5 +1,6 @@
-//! The command line and start-up: flag errors, refusing a taken port, the
-//! start-up line, the epoll fallback.
+//! The command line and start-up: flag errors, refusing a taken port (the
+//! listener's or the admin endpoint's), the start-up line, the epoll
+//! fallback.
 
 mod support;
 use support::*;
@@ -42,6 +43,35 @@ fn bad_flags_get_one_line_and_exit_status_2() {
         &["-p", "80", "-b", b, "extra"],
         &["unexpected argument 'extra'"],
     );
+}
+
+#[test]
+fn new_flags_refuse_bad_values_with_one_line_and_exit_status_2() {
+    let b = "127.0.0.1:9";
+    let bad_file = TempFile::with("bad-targets", "127.0.0.1:10\nnot a target\n");
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["--admin", "nothost"],
+            "--admin: 'nothost' is not host:port",
+        ),
+        (&["--admin"], "--admin needs a value"),
+        (&["--log-level", "loud"], "--log-level: 'loud'"),
+        (&["--max-targets", "0"], "--max-targets must be at least 1"),
+        (&["--max-targets", "many"], "not a whole number"),
+        (
+            &["--max-targets", "1", "-b", "127.0.0.1:10"],
+            "--max-targets 1",
+        ),
+        (&["--targets-file", "/nonexistent"], "/nonexistent"),
+        (&["--targets-file", bad_file.arg()], "line 2"),
+        (&["--drain-timeout", "5"], "not a duration"),
+        (&["--access-log", ""], "--access-log"),
+    ];
+    for &(extra, want) in cases {
+        let mut args = vec!["-p", "0", "-b", b];
+        args.extend_from_slice(extra);
+        assert_flag_error(&args, &[want]);
+    }
 }
 
 #[test]
@@ -99,6 +129,28 @@ fn refuses_a_port_another_balancer_holds_with_so_reuseport() {
     assert!(out.stderr.contains("in use"), "{}", out.stderr);
     // The first one is unaffected.
     assert_eq!(get(first.addr(), "/").status, 200);
+}
+
+#[test]
+fn an_admin_port_in_use_stops_start_up_with_exit_status_1() {
+    let a = Backend::start("A");
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let admin_at = taken.local_addr().unwrap().to_string();
+    let target = target_name(&a);
+    assert_exit_line(
+        &[
+            "-p",
+            "0",
+            "--bind",
+            "127.0.0.1",
+            "-b",
+            &target,
+            "--admin",
+            &admin_at,
+        ],
+        1,
+        &["(--admin)"],
+    );
 }
 
 #[test]

@@ -14,29 +14,6 @@ use std::sync::Arc;
 use std::thread;
 use std::time::{Duration, Instant};
 
-/// Deadline for conditions that hold at once, or soon after a timeout
-/// under test, when the balancer is correct.
-const WAIT: Duration = Duration::from_secs(5);
-
-/// A body the balancer wrote itself: one short line of text.
-fn assert_short_text_line(r: &Response) {
-    let body = std::str::from_utf8(&r.body)
-        .unwrap_or_else(|_| panic!("{} body is not UTF-8: {:?}", r.status, r.body));
-    let line = body.strip_suffix('\n').unwrap_or(body);
-    assert!(
-        !line.trim().is_empty() && line.len() <= 200 && !line.chars().any(char::is_control),
-        "{} body is not one short line of text: {body:?}",
-        r.status
-    );
-}
-
-/// Raw response bytes: `head` (without the final empty line) and `body`.
-fn raw_response(head: &str, body: &[u8]) -> Vec<u8> {
-    let mut bytes = format!("{head}\r\n\r\n").into_bytes();
-    bytes.extend_from_slice(body);
-    bytes
-}
-
 /// The upstream connection each request came on, in order.
 fn upstream_conns(backend: &Backend) -> Vec<usize> {
     backend.requests_log().iter().map(|r| r.conn).collect()
@@ -291,17 +268,6 @@ fn past_max_connections_a_new_connection_gets_503_until_one_closes() {
 const MASKED_HELLO: &[u8] = &[
     0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58,
 ];
-
-/// A WebSocket opening handshake, followed by `extra` in the same write.
-fn upgrade_request(extra: &[u8]) -> Vec<u8> {
-    let mut bytes = format!(
-        "GET /chat HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Key: {WEBSOCKET_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .into_bytes();
-    bytes.extend_from_slice(extra);
-    bytes
-}
 
 /// A balancer in front of a `Mode::Upgrade` target, with `flags`.
 fn upgrade_setup(flags: &[&str]) -> (Backend, Balancer) {
@@ -726,30 +692,6 @@ fn connection_close_clients_share_one_kept_alive_upstream_connection() {
 
 // ---------------------------------------------------------------------------
 // Requests refused without forwarding
-
-/// Sends `raw` on a new connection to a balancer started with `flags`: the
-/// answer must be `status` with `Connection: close` and a one-line body, the
-/// connection must close, and the target must see nothing.
-fn assert_rejected_with(flags: &[&str], raw: &[u8], status: u16) {
-    let backend = Backend::start("a");
-    let lb = start_balancer(&[&backend], flags);
-    let mut c = Client::connect(lb.addr());
-    c.send(raw);
-    let shown = String::from_utf8_lossy(&raw[..raw.len().min(200)]).into_owned();
-    let r = c.read_response();
-    assert_eq!(r.status, status, "answer to {shown:?}: {}", r.body_str());
-    assert_eq!(r.header("Connection"), Some("close"), "answer to {shown:?}");
-    assert_short_text_line(&r);
-    assert!(
-        c.is_closed(WAIT),
-        "connection left open after {status} to {shown:?}"
-    );
-    assert_eq!(backend.requests(), 0, "the target saw {shown:?}");
-}
-
-fn assert_rejected(raw: &[u8], status: u16) {
-    assert_rejected_with(&[], raw, status);
-}
 
 /// A chunked request whose body goes bad at `bad` (a chunk-size line),
 /// followed by a request that must never reach the target: the client gets

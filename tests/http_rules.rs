@@ -96,24 +96,65 @@ fn check_prefixes<T: Debug>(
     }
 }
 
-/// The parts of a request head the tables state.
-fn request_summary(r: &Result<Option<RequestHead>, Error>) -> String {
-    match r {
-        Ok(Some(h)) => format!(
+/// A parsed head, request or response, as the tables state it: where it
+/// ends, its framing, and whether its connection stays open.
+trait Head: Debug + PartialEq {
+    /// What the flag of a row means: `keep_alive` (the client connection
+    /// stays open) or `reusable` (the upstream connection can carry another
+    /// request).
+    const FLAG: &'static str;
+
+    fn head_len(&self) -> usize;
+
+    /// The framing and the flag, as a row states them.
+    fn stated(&self) -> (Framing, bool);
+
+    /// The parts of the head the tables state.
+    fn summary(&self) -> String;
+}
+
+impl Head for RequestHead {
+    const FLAG: &'static str = "keep_alive";
+
+    fn head_len(&self) -> usize {
+        self.head_len
+    }
+
+    fn stated(&self) -> (Framing, bool) {
+        (self.framing, self.keep_alive)
+    }
+
+    fn summary(&self) -> String {
+        format!(
             "Ok(head_len {}, {:?}, keep_alive {})",
-            h.head_len, h.framing, h.keep_alive
-        ),
-        other => format!("{other:?}"),
+            self.head_len, self.framing, self.keep_alive
+        )
     }
 }
 
-/// The parts of a response head the tables state.
-fn response_summary(r: &Result<Option<ResponseHead>, Error>) -> String {
-    match r {
-        Ok(Some(h)) => format!(
+impl Head for ResponseHead {
+    const FLAG: &'static str = "reusable";
+
+    fn head_len(&self) -> usize {
+        self.head_len
+    }
+
+    fn stated(&self) -> (Framing, bool) {
+        (self.framing, self.reusable)
+    }
+
+    fn summary(&self) -> String {
+        format!(
             "Ok(head_len {}, status {}, {:?}, reusable {})",
-            h.head_len, h.status, h.framing, h.reusable
-        ),
+            self.head_len, self.status, self.framing, self.reusable
+        )
+    }
+}
+
+/// The parts of a parse result the tables state.
+fn summary<H: Head>(r: &Result<Option<H>, Error>) -> String {
+    match r {
+        Ok(Some(h)) => h.summary(),
         other => format!("{other:?}"),
     }
 }
@@ -128,30 +169,45 @@ fn kept_bytes(input: &[u8], kept: impl Iterator<Item = (usize, usize)>) -> Vec<u
 /// connection stays open, or the error the client is answered with.
 type RequestWant = Result<(Framing, bool), Error>;
 
-/// Checks one request row: the whole input is exactly one head that parses
-/// as wanted; every prefix is incomplete or the same error; bytes after the
-/// head change nothing.
-fn check_request(name: &str, input: &[u8], want: RequestWant, failures: &mut Failures) {
-    let parse = |b: &[u8]| parse_request(b, MAX_HEAD);
+/// What a response row parses to: its framing and whether the upstream
+/// connection can carry another request, or the error.
+type ResponseWant = Result<(Framing, bool), Error>;
+
+/// A request parsed as every request row is: under [`MAX_HEAD`].
+fn parse_request_row(input: &[u8]) -> Result<Option<RequestHead>, Error> {
+    parse_request(input, MAX_HEAD)
+}
+
+/// Checks one request or response row ([`RequestWant`], [`ResponseWant`]):
+/// the whole input is exactly one head that `parse`s as wanted; every
+/// prefix is incomplete or the same error; bytes after the head change
+/// nothing.
+fn check_head<H: Head>(
+    name: &str,
+    input: &[u8],
+    want: Result<(Framing, bool), Error>,
+    parse: impl Fn(&[u8]) -> Result<Option<H>, Error>,
+    failures: &mut Failures,
+) {
     let whole = parse(input);
     let matches = match (&want, &whole) {
-        (Ok(w), Ok(Some(h))) => (h.framing, h.keep_alive) == *w && h.head_len == input.len(),
+        (Ok(w), Ok(Some(h))) => h.stated() == *w && h.head_len() == input.len(),
         (Err(w), Err(e)) => w == e,
         _ => false,
     };
     if !matches {
         let want = match want {
-            Ok((f, k)) => format!("Ok(head_len {}, {f:?}, keep_alive {k})", input.len()),
+            Ok((f, flag)) => format!("Ok(head_len {}, {f:?}, {} {flag})", input.len(), H::FLAG),
             Err(e) => format!("Err({e:?})"),
         };
         failures.add(
             name,
             input,
-            format!("whole input gave {}, want {want}", request_summary(&whole)),
+            format!("whole input gave {}, want {want}", summary(&whole)),
         );
         return;
     }
-    check_prefixes(name, input, want.err(), parse, failures);
+    check_prefixes(name, input, want.err(), &parse, failures);
     if want.is_ok() {
         let more = [input, AFTER_HEAD].concat();
         let again = parse(&more);
@@ -161,8 +217,8 @@ fn check_request(name: &str, input: &[u8], want: RequestWant, failures: &mut Fai
                 input,
                 format!(
                     "with bytes after the head gave {}, alone {}",
-                    request_summary(&again),
-                    request_summary(&whole)
+                    summary(&again),
+                    summary(&whole)
                 ),
             );
         }
@@ -172,57 +228,9 @@ fn check_request(name: &str, input: &[u8], want: RequestWant, failures: &mut Fai
 fn check_request_table(table: &str, rows: &[(&str, &[u8], RequestWant)]) {
     let mut failures = Failures::default();
     for &(name, input, want) in rows {
-        check_request(name, input, want, &mut failures);
+        check_head(name, input, want, parse_request_row, &mut failures);
     }
     failures.assert_none(table);
-}
-
-/// What a response row parses to: its framing and whether the upstream
-/// connection can carry another request, or the error.
-type ResponseWant = Result<(Framing, bool), Error>;
-
-fn check_response(
-    name: &str,
-    request_is_head: bool,
-    input: &[u8],
-    want: ResponseWant,
-    failures: &mut Failures,
-) {
-    let parse = |b: &[u8]| parse_response(b, request_is_head);
-    let whole = parse(input);
-    let matches = match (&want, &whole) {
-        (Ok(w), Ok(Some(h))) => (h.framing, h.reusable) == *w && h.head_len == input.len(),
-        (Err(w), Err(e)) => w == e,
-        _ => false,
-    };
-    if !matches {
-        let want = match want {
-            Ok((f, r)) => format!("Ok(head_len {}, {f:?}, reusable {r})", input.len()),
-            Err(e) => format!("Err({e:?})"),
-        };
-        failures.add(
-            name,
-            input,
-            format!("whole input gave {}, want {want}", response_summary(&whole)),
-        );
-        return;
-    }
-    check_prefixes(name, input, want.err(), parse, failures);
-    if want.is_ok() {
-        let more = [input, AFTER_HEAD].concat();
-        let again = parse(&more);
-        if again != whole {
-            failures.add(
-                name,
-                input,
-                format!(
-                    "with bytes after the head gave {}, alone {}",
-                    response_summary(&again),
-                    response_summary(&whole)
-                ),
-            );
-        }
-    }
 }
 
 /// What a chunked row scans to: where the body ends (`None`: not yet), or
@@ -656,7 +664,7 @@ fn heads_over_the_bound_are_431_and_request_lines_over_it_414() {
     ];
     let mut failures = Failures::default();
     for (name, input, want) in &rows {
-        check_request(name, input, *want, &mut failures);
+        check_head(name, input, *want, parse_request_row, &mut failures);
     }
     failures.assert_none("limits");
 }
@@ -673,21 +681,18 @@ fn check_forwarded(
     want: &[u8],
     failures: &mut Failures,
 ) -> Option<RequestHead> {
-    let h = match parse_request(input, MAX_HEAD) {
+    let h = match parse_request_row(input) {
         Ok(Some(h)) if h.head_len == input.len() => h,
         other => {
             failures.add(
                 name,
                 input,
-                format!(
-                    "gave {}, want the whole input as a head",
-                    request_summary(&other)
-                ),
+                format!("gave {}, want the whole input as a head", summary(&other)),
             );
             return None;
         }
     };
-    check_prefixes(name, input, None, |b| parse_request(b, MAX_HEAD), failures);
+    check_prefixes(name, input, None, parse_request_row, failures);
     let got = kept_bytes(input, h.drops.kept(h.head_len));
     if got != want {
         failures.add(
@@ -771,7 +776,7 @@ fn hop_by_hop_lines_are_dropped_and_everything_else_kept_byte_for_byte() {
 #[test]
 fn a_lone_x_forwarded_for_value_is_located_for_appending() {
     let input = b"GET / HTTP/1.1\r\nX-Forwarded-For: 10.0.0.1, 10.0.0.2 \r\nHost: a\r\n\r\n";
-    let h = parse_request(input, MAX_HEAD).unwrap().unwrap();
+    let h = parse_request_row(input).unwrap().unwrap();
     let (a, b) = h.forwarded_for.expect("the value is located");
     assert_eq!(&input[a as usize..b as usize], b"10.0.0.1, 10.0.0.2");
 }
@@ -801,7 +806,7 @@ fn fields_that_frame_a_request_are_forwarded_even_when_connection_names_them() {
     ];
     let mut failures = Failures::default();
     for &(name, input, line) in rows {
-        match parse_request(input, MAX_HEAD) {
+        match parse_request_row(input) {
             Err(_) => {}
             Ok(Some(h)) => {
                 let forwarded = kept_bytes(input, h.drops.kept(h.head_len));
@@ -830,7 +835,7 @@ fn every_field_named_by_a_long_connection_list_is_dropped() {
     let input = b"GET / HTTP/1.1\r\nHost: a\r\nConnection: h1, h2, h3, h4, h5, h6, h7, h8, h9\r\n\
                   H1: x\r\nH5: x\r\nH9: secret\r\nAccept: */*\r\n\r\n";
     let mut failures = Failures::default();
-    if let Ok(Some(h)) = parse_request(input, MAX_HEAD) {
+    if let Ok(Some(h)) = parse_request_row(input) {
         let forwarded = kept_bytes(input, h.drops.kept(h.head_len));
         let want: &[u8] = b"GET / HTTP/1.1\r\nHost: a\r\nAccept: */*\r\n\r\n";
         if forwarded != want {
@@ -900,7 +905,8 @@ fn response_framing_and_reuse_follow_status_method_and_fields() {
     ];
     let mut failures = Failures::default();
     for &(name, is_head, input, want) in rows {
-        check_response(name, is_head, input, want, &mut failures);
+        let parse = |b: &[u8]| parse_response(b, is_head);
+        check_head(name, input, want, parse, &mut failures);
     }
     failures.assert_none("response framing");
 }
@@ -982,7 +988,8 @@ fn responses_with_conflicting_framing_or_malformed_heads_are_502() {
     ];
     let mut failures = Failures::default();
     for &(name, input) in rows {
-        check_response(name, false, input, Err(Error::BadResponse), &mut failures);
+        let parse = |b: &[u8]| parse_response(b, false);
+        check_head(name, input, Err(Error::BadResponse), parse, &mut failures);
     }
     failures.assert_none("bad responses");
 }

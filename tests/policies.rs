@@ -7,13 +7,7 @@
 mod support;
 use support::*;
 
-use std::fs;
-use std::path::PathBuf;
-use std::thread;
 use std::time::Duration;
-
-/// Deadline of every wait for a condition that should hold almost at once.
-const WAIT: Duration = Duration::from_secs(5);
 
 /// Deadline of a wait for a number of health-check rounds.
 const ROUNDS_WAIT: Duration = Duration::from_secs(20);
@@ -30,11 +24,6 @@ const ALGORITHMS: [&str; 4] = ["round-robin", "weighted", "least-connections", "
 // ---------------------------------------------------------------------------
 // Helpers
 // ---------------------------------------------------------------------------
-
-/// The `X-Backend` header of a response (which target answered).
-fn answered_by(r: &Response) -> String {
-    r.header("x-backend").unwrap_or("<none>").to_string()
-}
 
 /// `-b` for a target with a weight.
 fn weighted(b: &Backend, weight: u32) -> String {
@@ -56,15 +45,6 @@ fn start_specs(specs: &[String], extra: &[&str]) -> Balancer {
 /// How many lines of the log contain `needle`.
 fn count_log(lb: &Balancer, needle: &str) -> usize {
     lb.log().iter().filter(|l| l.contains(needle)).count()
-}
-
-/// Asserts a line containing `needle` shows up in time.
-fn expect_log(lb: &Balancer, needle: &str, timeout: Duration) {
-    assert!(
-        lb.wait_for_log(needle, timeout),
-        "no `{needle}` in {:#?}",
-        lb.log()
-    );
 }
 
 /// Waits until more than `before` lines contain `needle`.
@@ -114,19 +94,6 @@ fn wait_for_more_checks(b: &Backend, n: usize) {
     );
 }
 
-/// Which target answered each of `n` requests on one keep-alive connection,
-/// every answer asserted 200.
-fn names_on_one_connection(lb: &Balancer, n: usize) -> Vec<String> {
-    let mut c = Client::connect(lb.addr());
-    (0..n)
-        .map(|i| {
-            let r = c.request("GET", &format!("/req{i}"), &[], b"");
-            assert_eq!(r.status, 200, "request {i}: {r:?}");
-            answered_by(&r)
-        })
-        .collect()
-}
-
 /// How many of `names` are `who`.
 fn count(names: &[String], who: &str) -> usize {
     names.iter().filter(|n| *n == who).count()
@@ -160,13 +127,6 @@ fn assert_smooth_3_to_1(names: &[String]) {
     }
 }
 
-/// `GET path` on the admin endpoint, asserted 200; the body.
-fn admin_get(lb: &Balancer, path: &str) -> String {
-    let r = get(lb.admin_addr(), path);
-    assert_eq!(r.status, 200, "GET {path}: {}", r.body_str());
-    r.body_str()
-}
-
 /// The value of `field` in a compact JSON object (`{"a":1,"b":"x"}`), as
 /// written: strings keep their quotes.
 fn json_field<'a>(object: &'a str, field: &str) -> Option<&'a str> {
@@ -189,42 +149,6 @@ fn target_json(lb: &Balancer, b: &Backend) -> String {
         .find(|o| o.contains(&want))
         .map(|o| format!("{{{}}}", o.trim_matches(['{', '}'])))
         .unwrap_or_else(|| panic!("no {want} in {body}"))
-}
-
-/// A file in the temporary directory, removed when dropped.
-struct TempFile {
-    path: PathBuf,
-}
-
-impl TempFile {
-    fn with(tag: &str, text: &str) -> TempFile {
-        let path = std::env::temp_dir().join(format!(
-            "lb-policies-{}-{tag}-{:?}",
-            std::process::id(),
-            thread::current().id()
-        ));
-        let file = TempFile { path };
-        file.write(text);
-        file
-    }
-
-    /// Replaces the content in one step (write aside, then rename), so that
-    /// a reader never sees half of it.
-    fn write(&self, text: &str) {
-        let aside = self.path.with_extension("new");
-        fs::write(&aside, text).expect("write temp file");
-        fs::rename(&aside, &self.path).expect("rename temp file");
-    }
-
-    fn arg(&self) -> &str {
-        self.path.to_str().expect("UTF-8 temp path")
-    }
-}
-
-impl Drop for TempFile {
-    fn drop(&mut self) {
-        let _ = fs::remove_file(&self.path);
-    }
 }
 
 // ---------------------------------------------------------------------------
@@ -280,7 +204,7 @@ fn three_failing_checks_in_a_row_degrade_and_two_passing_bring_back() {
 
     // Failing from now on: the third failure in a row degrades it.
     b.set_healthy(false);
-    expect_log(&lb, &down, ROUNDS_WAIT);
+    lb.expect_log(&down, ROUNDS_WAIT);
     let answers = b.health_answers();
     assert!(trailing(&answers, false) >= 3, "{answers:?}");
     assert_eq!(names_on_one_connection(&lb, 2), ["A", "A"]);
@@ -292,7 +216,7 @@ fn three_failing_checks_in_a_row_degrade_and_two_passing_bring_back() {
 
     // Passing from now on: the second pass in a row brings it back.
     b.set_healthy(true);
-    expect_log(&lb, &up, ROUNDS_WAIT);
+    lb.expect_log(&up, ROUNDS_WAIT);
     let answers = b.health_answers();
     assert!(trailing(&answers, true) >= 2, "{answers:?}");
     let names = names_on_one_connection(&lb, 2);
@@ -315,16 +239,12 @@ fn ejects_a_target_after_three_503s_in_a_row_without_waiting_for_a_health_check(
     send_until(&mut c, 10, || a.requests() >= 2);
     assert!(!lb.log_contains("-> ejected"), "{:#?}", lb.log());
     send_until(&mut c, 10, || a.requests() >= 3);
-    expect_log(&lb, &ejection(&a, "10s", 3, "answered 503"), WAIT);
+    lb.expect_log(&ejection(&a, "10s", 3, "answered 503"), WAIT);
     assert_eq!(a.health_checks(), 1, "only the start-up check");
 
     for i in 0..20 {
         let r = c.request("GET", "/", &[], b"");
-        assert_eq!(
-            (r.status, answered_by(&r).as_str()),
-            (200, "B"),
-            "request {i}"
-        );
+        assert_eq!((r.status, answered_by(&r)), (200, "B"), "request {i}");
     }
     assert_eq!(a.requests(), 3);
 }
@@ -348,12 +268,12 @@ fn an_ejection_ends_after_its_time_and_the_next_one_in_a_row_lasts_twice_as_long
 
     let mut c = Client::connect(lb.addr());
     send_until(&mut c, 10, || a.requests() >= 3);
-    expect_log(&lb, &ejection(&a, "300ms", 3, "answered 503"), WAIT);
-    expect_log(&lb, &ejection_over(&a), WAIT);
+    lb.expect_log(&ejection(&a, "300ms", 3, "answered 503"), WAIT);
+    lb.expect_log(&ejection_over(&a), WAIT);
 
     // Back in rotation, still answering 503: ejected again, for twice as long.
     send_until(&mut c, 20, || a.requests() >= 6);
-    expect_log(&lb, &ejection(&a, "600ms", 3, "answered 503"), WAIT);
+    lb.expect_log(&ejection(&a, "600ms", 3, "answered 503"), WAIT);
     let family = "lb_target_ejections_total";
     assert!(
         wait_for(WAIT, || Scrape::take(&lb).target(family, &a) == 2.0),
@@ -384,7 +304,7 @@ fn a_response_below_500_resets_the_count_of_failures_in_a_row() {
     // The second 503 in a row.
     a.set_mode(Mode::Status(503));
     assert_eq!(c.request("GET", "/", &[], b"").status, 503);
-    expect_log(&lb, &ejection(&a, "10s", 2, "answered 503"), WAIT);
+    lb.expect_log(&ejection(&a, "10s", 2, "answered 503"), WAIT);
     assert_eq!(count_log(&lb, "-> ejected"), 1, "{:#?}", lb.log());
 }
 
@@ -406,11 +326,7 @@ fn connections_reset_without_an_answer_count_towards_ejection() {
     assert_eq!(a.requests(), 2);
     for i in 0..10 {
         let r = c.request("GET", "/", &[], b"");
-        assert_eq!(
-            (r.status, answered_by(&r).as_str()),
-            (200, "B"),
-            "request {i}"
-        );
+        assert_eq!((r.status, answered_by(&r)), (200, "B"), "request {i}");
     }
     assert_eq!(a.requests(), 2);
 }
@@ -435,7 +351,7 @@ fn an_ejected_target_whose_health_checks_fail_stays_out_when_the_ejection_ends()
     );
     let mut c = Client::connect(lb.addr());
     send_until(&mut c, 10, || a.requests() >= 1);
-    expect_log(&lb, &ejection(&a, "2s", 1, "answered 503"), WAIT);
+    lb.expect_log(&ejection(&a, "2s", 1, "answered 503"), WAIT);
 
     // Checks go in rounds: once A answered its second failing check, the
     // balancer has taken in the first.
@@ -451,7 +367,7 @@ fn an_ejected_target_whose_health_checks_fail_stays_out_when_the_ejection_ends()
         "the ejection ended before A's checks failed: {:#?}",
         lb.log()
     );
-    expect_log(&lb, &end, WAIT);
+    lb.expect_log(&end, WAIT);
     assert!(!lb.log_contains(&ejection_over(&a)), "{:#?}", lb.log());
 
     let before = a.requests();
@@ -474,8 +390,7 @@ fn a_target_degraded_by_a_500_needs_rise_passing_checks_to_come_back() {
     // A was degraded before the balancer answered; at most one check it
     // answered before now can still be on its way to the balancer.
     let checks_then = a.health_checks();
-    expect_log(
-        &lb,
+    lb.expect_log(
         &format!(
             "health: {} healthy -> degraded (answered 500)",
             target_name(&a)
@@ -485,7 +400,7 @@ fn a_target_degraded_by_a_500_needs_rise_passing_checks_to_come_back() {
     a.set_mode(Mode::Ok);
 
     let up = transition(&a, "degraded", "healthy");
-    expect_log(&lb, &up, ROUNDS_WAIT);
+    lb.expect_log(&up, ROUNDS_WAIT);
     let checks = a.health_checks();
     assert!(
         checks >= checks_then + 2,
@@ -512,7 +427,7 @@ fn targets_degraded_by_500s_whose_checks_pass_still_get_requests() {
     let mut c = Client::connect(lb.addr());
     assert_eq!(c.request("GET", "/", &[], b"").status, 500);
     for t in [&a, &b] {
-        expect_log(&lb, &transition(t, "healthy", "degraded"), WAIT);
+        lb.expect_log(&transition(t, "healthy", "degraded"), WAIT);
     }
 
     let before = a.requests() + b.requests();
@@ -799,14 +714,9 @@ fn add_by_reload(a: &Backend, b: &Backend, extra: &[&str]) -> (Balancer, TempFil
     args.extend_from_slice(extra);
     let lb = start_balancer(&[a], &args);
     file.write(&format!("{}\n", target_name(b)));
-    let r = Client::connect(lb.admin_addr()).request(
-        "POST",
-        "/reload",
-        &[("Connection", "close")],
-        b"",
-    );
+    let r = post_reload(&lb);
     assert_eq!(r.status, 200, "POST /reload: {}", r.body_str());
-    expect_log(&lb, &transition(b, "degraded", "healthy"), WAIT);
+    lb.expect_log(&transition(b, "degraded", "healthy"), WAIT);
     (lb, file)
 }
 
@@ -855,8 +765,7 @@ fn targets_json_shows_each_state_and_weight() {
     );
     let mut c = Client::connect(lb.addr());
     send_until(&mut c, 10, || out.requests() >= 1);
-    expect_log(
-        &lb,
+    lb.expect_log(
         &format!("health: {} healthy -> ejected", target_name(&out)),
         WAIT,
     );

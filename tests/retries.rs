@@ -12,14 +12,6 @@ use std::sync::{Arc, Mutex};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// Deadline of every wait for a condition that should hold almost at once.
-const WAIT: Duration = Duration::from_secs(5);
-
-/// The `X-Backend` header of a response (which target answered).
-fn answered_by(r: &Response) -> &str {
-    r.header("x-backend").unwrap_or("<none>")
-}
-
 /// `GET /` on a new keep-alive connection to the balancer.
 fn get_one(lb: &Balancer) -> Response {
     Client::connect(lb.addr()).request("GET", "/", &[], b"")
@@ -50,11 +42,7 @@ fn retries_on_500_with_another_target() {
         "health: {} healthy -> degraded (answered 500)",
         target_name(&a)
     );
-    assert!(
-        lb.wait_for_log(&line, WAIT),
-        "no `{line}` in {:#?}",
-        lb.log()
-    );
+    lb.expect_log(&line, WAIT);
 }
 
 #[test]
@@ -89,17 +77,13 @@ fn a_target_that_answered_500_comes_back_once_its_health_check_passes() {
         "health: {} healthy -> degraded (answered 500)",
         target_name(&a)
     );
-    assert!(
-        lb.wait_for_log(&down, WAIT),
-        "no `{down}` in {:#?}",
-        lb.log()
-    );
+    lb.expect_log(&down, WAIT);
     a.set_mode(Mode::Ok);
     let up = format!(
         "health: {} degraded -> healthy (health check answered 200)",
         target_name(&a)
     );
-    assert!(lb.wait_for_log(&up, WAIT), "no `{up}` in {:#?}", lb.log());
+    lb.expect_log(&up, WAIT);
 
     let mut names: Vec<String> = (0..2)
         .map(|_| answered_by(&c.request("GET", "/", &[], b"")).to_string())
@@ -191,11 +175,7 @@ fn retries_when_a_target_refuses_the_connection() {
         "health: {} healthy -> degraded (connection refused)",
         target_name(&a)
     );
-    assert!(
-        lb.wait_for_log(&line, WAIT),
-        "no `{line}` in {:#?}",
-        lb.log()
-    );
+    lb.expect_log(&line, WAIT);
 }
 
 #[test]
@@ -520,11 +500,7 @@ fn retries_on_another_target_when_the_pooled_connections_to_a_stopped_target_are
         "health: {} healthy -> degraded (connection refused)",
         target_name(&a)
     );
-    assert!(
-        lb.wait_for_log(&line, WAIT),
-        "no `{line}` in {:#?}",
-        lb.log()
-    );
+    lb.expect_log(&line, WAIT);
 }
 
 /// One request as [`DropsSecondRequest`] saw it.
@@ -783,11 +759,7 @@ fn retries_when_the_connect_to_a_target_times_out() {
         "answered after {took:?}"
     );
     let line = format!("health: {a_name} healthy -> degraded (connect timed out)");
-    assert!(
-        lb.wait_for_log(&line, WAIT),
-        "no `{line}` in {:#?}",
-        lb.log()
-    );
+    lb.expect_log(&line, WAIT);
 }
 
 #[test]

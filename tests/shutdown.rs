@@ -24,23 +24,9 @@ const WAIT: Duration = Duration::from_secs(10);
 /// (and a shutdown then closes it at once): `PARK_AFTER` in src/proxy.
 const PARK_AFTER: Duration = Duration::from_millis(20);
 
-/// Sends `signal` to the balancer.
-fn send_signal(lb: &Balancer, signal: libc::c_int) {
-    let pid = libc::pid_t::try_from(lb.pid()).expect("pid fits pid_t");
-    // SAFETY: kill(2) takes two integers and touches no memory of ours. The
-    // child has not been reaped (the tests signal it only before
-    // `wait_exit` has seen it exit), so the pid still names it.
-    let rc = unsafe { libc::kill(pid, signal) };
-    assert_eq!(
-        rc,
-        0,
-        "kill({pid}, {signal}): {}",
-        io::Error::last_os_error()
-    );
-}
-
+/// Sends SIGINT to the balancer.
 fn sigint(lb: &Balancer) {
-    send_signal(lb, libc::SIGINT);
+    lb.signal(libc::SIGINT);
 }
 
 /// Waits for the process to exit and returns its status, failing with the
@@ -438,7 +424,7 @@ fn load_thread(
                 Ok(response) => response,
                 Err(e) => {
                     let why = format!("{where_}: no response: {e} ({:?})", e.kind());
-                    if idle_closable && wire_is_disconnect(&e) {
+                    if idle_closable && is_disconnect(&e) {
                         t.lost_after_idle.push(why);
                     } else {
                         t.failures.push(why);
@@ -466,16 +452,6 @@ fn load_thread(
         }
     }
     t
-}
-
-fn wire_is_disconnect(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::UnexpectedEof
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::ConnectionAborted
-            | io::ErrorKind::BrokenPipe
-    )
 }
 
 #[test]

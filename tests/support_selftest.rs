@@ -8,8 +8,6 @@ use std::net::TcpStream;
 use std::path::Path;
 use std::time::Duration;
 
-const WAIT: Duration = Duration::from_secs(5);
-
 fn sh() -> &'static Path {
     Path::new("/bin/sh")
 }

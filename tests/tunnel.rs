@@ -18,10 +18,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant};
 
-/// Deadline for conditions that hold at once, or soon after a timeout
-/// under test, when the balancer is correct.
-const WAIT: Duration = Duration::from_secs(5);
-
 /// A flood counts as stuck (every buffer between the target and a client
 /// that does not read is full) once one write has waited this long.
 const STUCK: Duration = Duration::from_millis(500);
@@ -280,20 +276,11 @@ fn ticks(mut out: TcpStream) {
     }
 }
 
-/// A WebSocket opening handshake.
-fn upgrade_request() -> Vec<u8> {
-    format!(
-        "GET /chat HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-         Sec-WebSocket-Key: {WEBSOCKET_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
-    )
-    .into_bytes()
-}
-
 /// Connects through the balancer and sends the handshake; the answer must
 /// be a 101.
 fn open_tunnel(lb: &Balancer) -> Client {
     let mut c = Client::connect(lb.addr());
-    c.send(&upgrade_request());
+    c.send(&upgrade_request(b""));
     let r = c.read_response();
     assert_eq!(r.status, 101, "answer to the handshake: {r:?}");
     c

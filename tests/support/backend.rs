@@ -91,6 +91,26 @@ pub const WEBSOCKET_KEY: &str = "dGhlIHNhbXBsZSBub25jZQ==";
 /// one RFC 6455 derives from [`WEBSOCKET_KEY`] (whatever key was sent).
 pub const WEBSOCKET_ACCEPT: &str = "s3pPLMBiTxaQ9kYGzzhZRbK+xOo=";
 
+/// A WebSocket opening handshake (with [`WEBSOCKET_KEY`]), followed by
+/// `extra` in the same write.
+pub fn upgrade_request(extra: &[u8]) -> Vec<u8> {
+    let mut bytes = format!(
+        "GET /chat HTTP/1.1\r\nHost: test\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+         Sec-WebSocket-Key: {WEBSOCKET_KEY}\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    .into_bytes();
+    bytes.extend_from_slice(extra);
+    bytes
+}
+
+/// Raw response bytes for [`Mode::Raw`]: `head` (without the final empty
+/// line) and `body`.
+pub fn raw_response(head: &str, body: &[u8]) -> Vec<u8> {
+    let mut bytes = format!("{head}\r\n\r\n").into_bytes();
+    bytes.extend_from_slice(body);
+    bytes
+}
+
 /// One request as the target received it.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Recorded {

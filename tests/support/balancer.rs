@@ -205,20 +205,46 @@ impl Balancer {
         super::wait_for(timeout, || self.log_contains(needle))
     }
 
+    /// Asserts a line containing `needle` is printed within `timeout`.
+    #[track_caller]
+    pub fn expect_log(&self, needle: &str, timeout: Duration) {
+        assert!(
+            self.wait_for_log(needle, timeout),
+            "no `{needle}` in {:#?}",
+            self.log()
+        );
+    }
+
     pub fn pid(&self) -> u32 {
         self.child.id()
     }
 
-    /// Sends SIGTERM (graceful shutdown); see [`Balancer::wait_exit`].
-    pub fn terminate(&self) {
-        if self.status.is_some() {
-            return;
-        }
+    /// Sends `signal` to the process, which must still be running (not
+    /// reaped by [`Balancer::wait_exit`] or [`Balancer::kill`]).
+    #[track_caller]
+    pub fn signal(&self, signal: libc::c_int) {
+        assert!(
+            self.status.is_none(),
+            "signal {signal} to a balancer that has exited"
+        );
         let pid = libc::pid_t::try_from(self.child.id()).expect("pid fits pid_t");
         // SAFETY: kill(2) takes two integers and touches no memory of ours.
         // The child is not reaped yet (`status` is None), so the pid still
         // names it and not some other process.
-        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let rc = unsafe { libc::kill(pid, signal) };
+        assert_eq!(
+            rc,
+            0,
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        );
+    }
+
+    /// Sends SIGTERM (graceful shutdown); see [`Balancer::wait_exit`].
+    pub fn terminate(&self) {
+        if self.status.is_none() {
+            self.signal(libc::SIGTERM);
+        }
     }
 
     /// Waits up to `timeout` for the process to exit; its status if it did.

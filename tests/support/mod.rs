@@ -8,6 +8,12 @@
 //!   process; its address is read from its `listening on` line.
 //! - [`Client`] (`client.rs`): a raw client that sends exact bytes and reads
 //!   responses one at a time (1xx, chunked, until-close, pipelined).
+//! - [`Scrape`] (`scrape.rs`): `/metrics`, read and parsed into series.
+//! - `admin.rs`: the admin endpoint and `--targets-file` as an operator
+//!   drives them (`/targets`, `POST /reload`, SIGHUP).
+//! - [`TempFile`] (`tempfile.rs`): a file for a flag that takes a path.
+//! - `checks.rs`: assertions several files make (a refused request, an
+//!   answer the balancer wrote itself, a run that must fail).
 //! - `wire.rs`: the buffered head and body reader both sides share.
 //!
 //! Nothing here sleeps a fixed time to let things settle: waits are for a
@@ -16,29 +22,50 @@
 // Each test file uses a different part of the harness.
 #![allow(dead_code)]
 
+mod admin;
 mod backend;
 mod balancer;
+mod checks;
 mod client;
 mod scrape;
+mod tempfile;
 mod wire;
 
 use std::time::{Duration, Instant};
 
 // A test file that uses part of the harness must not warn about the rest.
 #[allow(unused_imports)]
+pub use admin::{
+    admin, admin_get, post_reload, set_targets, sighup, sighup_reload, start_admin, target_row,
+    targets_file, targets_list, targets_text, REFUSED,
+};
+#[allow(unused_imports)]
 pub use backend::{
-    Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT, HEALTH_PATH, LATE_DELAY,
-    WEBSOCKET_ACCEPT, WEBSOCKET_KEY,
+    raw_response, upgrade_request, Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT,
+    HEALTH_PATH, LATE_DELAY, WEBSOCKET_ACCEPT, WEBSOCKET_KEY,
 };
 #[allow(unused_imports)]
 pub use balancer::{balancer_program, Balancer, RunOutput, ADMIN_ON, LISTENING, START_TIMEOUT};
 #[allow(unused_imports)]
+pub use checks::{
+    assert_exit_line, assert_flag_error, assert_rejected, assert_rejected_with,
+    assert_short_text_line,
+};
+#[allow(unused_imports)]
 pub use client::{get, request_bytes, Client, Response, CLIENT_TIMEOUT};
 #[allow(unused_imports)]
 pub use scrape::Scrape;
+#[allow(unused_imports)]
+pub use tempfile::TempFile;
+#[allow(unused_imports)]
+pub(crate) use wire::is_disconnect;
 
 /// How often the wait helpers check their condition.
 pub const POLL_INTERVAL: Duration = Duration::from_millis(2);
+
+/// Deadline of a wait for a condition that should hold almost at once (or
+/// soon after a timeout under test) when the balancer is correct.
+pub const WAIT: Duration = Duration::from_secs(5);
 
 /// Checks `cond` every [`POLL_INTERVAL`] until it holds or `deadline` passes
 /// (checking once more at the deadline); returns whether it held.
@@ -81,26 +108,36 @@ pub fn target_name(b: &Backend) -> String {
     b.addr().to_string()
 }
 
-/// Asserts a run failed with exit status 2 and exactly one line on stderr,
-/// which contains each of `want` and points to --help.
-pub fn assert_flag_error(args: &[&str], want: &[&str]) {
-    let out = Balancer::run(args);
-    assert_eq!(out.code, Some(2), "{args:?}: {out:?}");
-    let lines: Vec<&str> = out.stderr.lines().collect();
-    assert_eq!(lines.len(), 1, "{args:?}: not one line: {:?}", out.stderr);
-    for w in want {
-        assert!(lines[0].contains(w), "{args:?}: {:?} lacks {w:?}", lines[0]);
-    }
-    assert!(
-        lines[0].contains("--help"),
-        "{args:?}: no hint: {:?}",
-        lines[0]
-    );
-    assert!(
-        !out.stderr.contains("panicked"),
-        "{args:?}: {:?}",
-        out.stderr
-    );
+/// The `X-Backend` header of a response (which target answered).
+pub fn answered_by(r: &Response) -> &str {
+    r.header("x-backend").unwrap_or("<none>")
+}
+
+/// `n` GETs (`/req0`, `/req1`, ...) on one keep-alive connection, each
+/// answer asserted 200.
+fn oks_on_one_connection(lb: &Balancer, n: usize) -> Vec<Response> {
+    let mut c = Client::connect(lb.addr());
+    (0..n)
+        .map(|i| {
+            let r = c.request("GET", &format!("/req{i}"), &[], b"");
+            assert_eq!(r.status, 200, "request {i}: {r:?}");
+            r
+        })
+        .collect()
+}
+
+/// Which target answered each of `n` requests on one keep-alive connection
+/// (its `X-Backend`), every answer asserted 200.
+pub fn names_on_one_connection(lb: &Balancer, n: usize) -> Vec<String> {
+    let answers = oks_on_one_connection(lb, n);
+    answers.iter().map(|r| answered_by(r).to_string()).collect()
+}
+
+/// The bodies of `n` requests on one keep-alive connection, every answer
+/// asserted 200 (in [`Mode::Ok`], the name of the target that answered).
+pub fn get_n(lb: &Balancer, n: usize) -> Vec<String> {
+    let answers = oks_on_one_connection(lb, n);
+    answers.iter().map(Response::body_str).collect()
 }
 
 /// `clients` threads, each on its own connection, send `each` GETs at once;

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::{target_name, Backend, Balancer, Client};
+use super::{admin_get, target_name, Backend, Balancer};
 
 /// `/metrics`, read and parsed.
 pub struct Scrape {
@@ -12,14 +12,7 @@ pub struct Scrape {
 
 impl Scrape {
     pub fn take(lb: &Balancer) -> Scrape {
-        let r = Client::connect(lb.admin_addr()).request(
-            "GET",
-            "/metrics",
-            &[("Connection", "close")],
-            b"",
-        );
-        assert_eq!(r.status, 200, "GET /metrics: {}", r.body_str());
-        let text = r.body_str();
+        let text = admin_get(lb, "/metrics");
         let samples = text
             .lines()
             .filter(|l| !l.is_empty() && !l.starts_with('#'))
