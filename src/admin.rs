@@ -2,23 +2,19 @@
 //! worker 0 like the prober: `GET /metrics` (Prometheus text format),
 //! `GET /targets` (plain text, or JSON with `?format=json` or `Accept:
 //! application/json`) and `POST /reload` (read `--targets-file` again, as
-//! SIGHUP does). One request per connection; a cold path, kept simple.
+//! SIGHUP does: see [`crate::targets::reload`]). One request per
+//! connection; a cold path, kept simple.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::balance::Standing;
-use crate::blocking::off_thread;
-use crate::config::read_targets_file;
 use crate::shared::Shared;
-use crate::signals::Notify;
 use crate::stream::{deadline, read_more, write_all};
-use crate::targets::{Change, Target};
-use crate::upstream::prober;
+use crate::targets::reload;
 
 /// How long a client of the admin endpoint may take to send its request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
@@ -39,96 +35,6 @@ pub async fn serve(listener: TcpListener, shared: &'static Shared) {
             }
         }
     }
-}
-
-/// Reloads `--targets-file` each time a SIGHUP is raised.
-pub async fn watch_reloads(shared: &'static Shared) {
-    let mut seen = 0;
-    loop {
-        seen = shared.events.reload.after(seen).await;
-        let _ = reload(shared).await;
-    }
-}
-
-/// Keeps reloads in line: one at a time, in the order they were asked, so
-/// that the file read last is the one applied last even when two reloads
-/// (SIGHUP, `POST /reload`) come close together. Each waits for its turn,
-/// reads the file on a thread of its own and applies what it read.
-#[derive(Default)]
-pub struct Reloads {
-    /// Turns handed out so far.
-    taken: AtomicU64,
-    /// Raised as each turn ends.
-    done: Notify,
-}
-
-impl Reloads {
-    /// Waits until every reload asked before this one has ended. A reload
-    /// is never dropped while it waits (its task is spawned, nothing times
-    /// it out): its turn would never end and the reloads after it would
-    /// wait for ever.
-    async fn turn(&self) -> Turn<'_> {
-        let mine = self.taken.fetch_add(1, Ordering::AcqRel);
-        if mine > 0 {
-            self.done.after(mine - 1).await;
-        }
-        Turn(self)
-    }
-}
-
-/// A reload's turn, which ends when dropped.
-struct Turn<'r>(&'r Reloads);
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.0.done.raise();
-    }
-}
-
-/// Reads the targets file again and applies it; a bad file is refused whole
-/// and the running set stays. Targets that joined are checked at once.
-///
-/// The file is read, and its names resolved, on a thread of its own: both
-/// can block for seconds (a slow mount, a slow DNS server), and this runs
-/// on worker 0, which also serves clients. What the thread read is applied
-/// back here, after the reloads asked before this one ([`Reloads`]).
-pub async fn reload(shared: &'static Shared) -> Result<Change, String> {
-    let result = {
-        let _turn = shared.reloads.turn().await;
-        let result = match read_off_thread(shared).await {
-            Ok(wanted) => shared.targets.replace_file_targets(wanted),
-            Err(e) => Err(e),
-        };
-        match &result {
-            Ok(change) => log!(
-                info,
-                "reload: {} added [{}], {} removed [{}], {} kept",
-                change.added.len(),
-                change.added.join(", "),
-                change.removed.len(),
-                change.removed.join(", "),
-                change.kept
-            ),
-            Err(e) => log!(warn, "reload refused, the running set stays: {e}"),
-        }
-        result
-    };
-    if let Ok(change) = &result {
-        if !change.added.is_empty() {
-            prober::check_slots(shared, &change.added_slots).await;
-        }
-    }
-    result
-}
-
-/// Reads and resolves `--targets-file` on a thread of its own.
-async fn read_off_thread(shared: &Shared) -> Result<Vec<Target>, String> {
-    let Some(path) = shared.config.targets_file.clone() else {
-        return Err("no --targets-file to reload".to_string());
-    };
-    off_thread("reload", move || read_targets_file(&path))
-        .map_err(|e| format!("cannot start a thread to read the targets file: {e}"))?
-        .await
 }
 
 /// What a request asked for.
@@ -156,7 +62,7 @@ async fn handle(mut stream: TcpStream, shared: &'static Shared) {
                 answer(200, "text/plain", &targets_text(shared))
             }
         }
-        ("POST", "/reload") => match reload(shared).await {
+        ("POST", "/reload") => match reload::run(shared).await {
             Ok(change) => answer(
                 200,
                 "text/plain",
