@@ -12,6 +12,7 @@ use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::balance::Standing;
+use crate::http::reason_phrase;
 use crate::shared::Shared;
 use crate::stream::{deadline, read_more, write_all};
 use crate::targets::reload;
@@ -123,13 +124,7 @@ async fn read_request(stream: &mut TcpStream) -> Option<Asked> {
 }
 
 fn answer(status: u16, content_type: &str, body: &str) -> Bytes {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Error",
-    };
+    let reason = reason_phrase(status);
     Bytes::from(format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()

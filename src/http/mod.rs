@@ -7,12 +7,14 @@ mod chunked;
 mod error;
 mod request;
 mod response;
+mod status;
 
 pub use body::{BodyProgress, Framing};
 pub use chunked::{ChunkedError, ChunkedScanner};
 pub use error::Error;
 pub use request::{parse_request, RequestHead, MAX_HEADERS};
 pub use response::{parse_response, ResponseHead};
+pub use status::reason_phrase;
 
 /// HTTP version of a message: only 1.0 and 1.1 exist on this wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
