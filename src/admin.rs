@@ -12,7 +12,7 @@ use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::balance::Standing;
-use crate::http::reason_phrase;
+use crate::http::{self, reason_phrase};
 use crate::shared::Shared;
 use crate::stream::{deadline, read_more, write_all};
 use crate::targets::reload;
@@ -100,27 +100,37 @@ async fn read_request(stream: &mut TcpStream) -> Option<Asked> {
         deadline(REQUEST_DEADLINE, read_more(stream, &mut buf, 1024))
             .await
             .ok()?;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let target = req.path?;
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let wants_json = req.headers.iter().any(|h| {
-                    h.name.eq_ignore_ascii_case("accept")
-                        && String::from_utf8_lossy(h.value).contains("application/json")
-                });
-                return Some(Asked {
-                    method: req.method?.to_string(),
-                    path: path.to_string(),
-                    query: query.to_string(),
-                    wants_json,
-                });
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            _ => return None,
+        if let Some(asked) = parse(&buf).ok()? {
+            return Some(asked);
         }
     }
+}
+
+/// Parses a request head with the proxy's own parser, so that the admin
+/// endpoint refuses what the proxy would. `Ok(None)`: not complete yet;
+/// `Err`: malformed (including over `MAX_HEAD` bytes), answered 400.
+fn parse(buf: &[u8]) -> Result<Option<Asked>, http::Error> {
+    let Some(head) = http::parse_request(buf, MAX_HEAD)? else {
+        return Ok(None);
+    };
+    // Both are ASCII: the parser takes only tokens and visible characters.
+    let (Ok(method), Ok(target)) = (
+        std::str::from_utf8(head.method(buf)),
+        std::str::from_utf8(head.target(buf)),
+    ) else {
+        return Err(http::Error::MalformedRequest);
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    const JSON: &[u8] = b"application/json";
+    let wants_json = head.fields(buf).any(|(name, value)| {
+        name.eq_ignore_ascii_case(b"accept") && value.windows(JSON.len()).any(|w| w == JSON)
+    });
+    Ok(Some(Asked {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        wants_json,
+    }))
 }
 
 fn answer(status: u16, content_type: &str, body: &str) -> Bytes {
@@ -222,6 +232,49 @@ mod tests {
         assert!(text.contains("Content-Length: 5\r\n"));
         assert!(text.ends_with("\r\n\r\nnope\n"));
         assert!(head_only(a).ends_with(b"\r\n\r\n"));
+    }
+
+    fn asked(head: &str) -> Asked {
+        parse(head.as_bytes()).expect("valid").expect("complete")
+    }
+
+    #[test]
+    fn parses_method_path_query_and_accept() {
+        let a = asked("GET /targets?x=1&format=json HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            (a.method.as_str(), a.path.as_str(), a.query.as_str()),
+            ("GET", "/targets", "x=1&format=json")
+        );
+        assert!(!a.wants_json);
+        let a = asked(
+            "GET /targets HTTP/1.1\r\nHost: a\r\naccept: text/html, application/json\r\n\r\n",
+        );
+        assert!(a.wants_json);
+        let a = asked("POST /reload HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}");
+        assert_eq!((a.method.as_str(), a.path.as_str()), ("POST", "/reload"));
+    }
+
+    #[test]
+    fn waits_for_the_whole_head() {
+        let head = b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n";
+        for end in 0..head.len() {
+            assert!(matches!(parse(&head[..end]), Ok(None)), "at {end}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_proxy_refuses() {
+        for bad in [
+            "GET /metrics HTTP/1.1\r\n\r\n",
+            "GET /metrics HTTP/1.1\nHost: a\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n",
+            "CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        let long = format!("GET /{} HTTP/1.1\r\n", "x".repeat(MAX_HEAD));
+        assert!(parse(long.as_bytes()).is_err());
     }
 
     #[test]
