@@ -97,7 +97,7 @@ impl TargetCounters {
 pub struct WorkerMetrics {
     /// Open client connections (a gauge).
     pub open: Counter,
-    /// Idle pooled target connections (a gauge).
+    /// Idle pooled target connections (a gauge, set every tick).
     pub pooled: Counter,
     /// Per target slot.
     pub targets: Box<[TargetCounters]>,
