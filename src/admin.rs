@@ -2,23 +2,20 @@
 //! worker 0 like the prober: `GET /metrics` (Prometheus text format),
 //! `GET /targets` (plain text, or JSON with `?format=json` or `Accept:
 //! application/json`) and `POST /reload` (read `--targets-file` again, as
-//! SIGHUP does). One request per connection; a cold path, kept simple.
+//! SIGHUP does: see [`crate::targets::reload`]). One request per
+//! connection; a cold path, kept simple.
 
 use std::fmt::Write;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
 
 use crate::balance::Standing;
-use crate::blocking::off_thread;
-use crate::config::read_targets_file;
+use crate::http::{self, reason_phrase};
 use crate::shared::Shared;
-use crate::signals::Notify;
 use crate::stream::{deadline, read_more, write_all};
-use crate::targets::{Change, Target};
-use crate::upstream::prober;
+use crate::targets::reload;
 
 /// How long a client of the admin endpoint may take to send its request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
@@ -39,96 +36,6 @@ pub async fn serve(listener: TcpListener, shared: &'static Shared) {
             }
         }
     }
-}
-
-/// Reloads `--targets-file` each time a SIGHUP is raised.
-pub async fn watch_reloads(shared: &'static Shared) {
-    let mut seen = 0;
-    loop {
-        seen = shared.events.reload.after(seen).await;
-        let _ = reload(shared).await;
-    }
-}
-
-/// Keeps reloads in line: one at a time, in the order they were asked, so
-/// that the file read last is the one applied last even when two reloads
-/// (SIGHUP, `POST /reload`) come close together. Each waits for its turn,
-/// reads the file on a thread of its own and applies what it read.
-#[derive(Default)]
-pub struct Reloads {
-    /// Turns handed out so far.
-    taken: AtomicU64,
-    /// Raised as each turn ends.
-    done: Notify,
-}
-
-impl Reloads {
-    /// Waits until every reload asked before this one has ended. A reload
-    /// is never dropped while it waits (its task is spawned, nothing times
-    /// it out): its turn would never end and the reloads after it would
-    /// wait for ever.
-    async fn turn(&self) -> Turn<'_> {
-        let mine = self.taken.fetch_add(1, Ordering::AcqRel);
-        if mine > 0 {
-            self.done.after(mine - 1).await;
-        }
-        Turn(self)
-    }
-}
-
-/// A reload's turn, which ends when dropped.
-struct Turn<'r>(&'r Reloads);
-
-impl Drop for Turn<'_> {
-    fn drop(&mut self) {
-        self.0.done.raise();
-    }
-}
-
-/// Reads the targets file again and applies it; a bad file is refused whole
-/// and the running set stays. Targets that joined are checked at once.
-///
-/// The file is read, and its names resolved, on a thread of its own: both
-/// can block for seconds (a slow mount, a slow DNS server), and this runs
-/// on worker 0, which also serves clients. What the thread read is applied
-/// back here, after the reloads asked before this one ([`Reloads`]).
-pub async fn reload(shared: &'static Shared) -> Result<Change, String> {
-    let result = {
-        let _turn = shared.reloads.turn().await;
-        let result = match read_off_thread(shared).await {
-            Ok(wanted) => shared.targets.replace_file_targets(wanted),
-            Err(e) => Err(e),
-        };
-        match &result {
-            Ok(change) => log!(
-                info,
-                "reload: {} added [{}], {} removed [{}], {} kept",
-                change.added.len(),
-                change.added.join(", "),
-                change.removed.len(),
-                change.removed.join(", "),
-                change.kept
-            ),
-            Err(e) => log!(warn, "reload refused, the running set stays: {e}"),
-        }
-        result
-    };
-    if let Ok(change) = &result {
-        if !change.added.is_empty() {
-            prober::check_slots(shared, &change.added_slots).await;
-        }
-    }
-    result
-}
-
-/// Reads and resolves `--targets-file` on a thread of its own.
-async fn read_off_thread(shared: &Shared) -> Result<Vec<Target>, String> {
-    let Some(path) = shared.config.targets_file.clone() else {
-        return Err("no --targets-file to reload".to_string());
-    };
-    off_thread("reload", move || read_targets_file(&path))
-        .map_err(|e| format!("cannot start a thread to read the targets file: {e}"))?
-        .await
 }
 
 /// What a request asked for.
@@ -156,7 +63,7 @@ async fn handle(mut stream: TcpStream, shared: &'static Shared) {
                 answer(200, "text/plain", &targets_text(shared))
             }
         }
-        ("POST", "/reload") => match reload(shared).await {
+        ("POST", "/reload") => match reload::run(shared).await {
             Ok(change) => answer(
                 200,
                 "text/plain",
@@ -193,37 +100,41 @@ async fn read_request(stream: &mut TcpStream) -> Option<Asked> {
         deadline(REQUEST_DEADLINE, read_more(stream, &mut buf, 1024))
             .await
             .ok()?;
-        let mut headers = [httparse::EMPTY_HEADER; 32];
-        let mut req = httparse::Request::new(&mut headers);
-        match req.parse(&buf) {
-            Ok(httparse::Status::Complete(_)) => {
-                let target = req.path?;
-                let (path, query) = target.split_once('?').unwrap_or((target, ""));
-                let wants_json = req.headers.iter().any(|h| {
-                    h.name.eq_ignore_ascii_case("accept")
-                        && String::from_utf8_lossy(h.value).contains("application/json")
-                });
-                return Some(Asked {
-                    method: req.method?.to_string(),
-                    path: path.to_string(),
-                    query: query.to_string(),
-                    wants_json,
-                });
-            }
-            Ok(httparse::Status::Partial) if buf.len() < MAX_HEAD => {}
-            _ => return None,
+        if let Some(asked) = parse(&buf).ok()? {
+            return Some(asked);
         }
     }
 }
 
-fn answer(status: u16, content_type: &str, body: &str) -> Bytes {
-    let reason = match status {
-        200 => "OK",
-        400 => "Bad Request",
-        404 => "Not Found",
-        405 => "Method Not Allowed",
-        _ => "Error",
+/// Parses a request head with the proxy's own parser, so that the admin
+/// endpoint refuses what the proxy would. `Ok(None)`: not complete yet;
+/// `Err`: malformed (including over `MAX_HEAD` bytes), answered 400.
+fn parse(buf: &[u8]) -> Result<Option<Asked>, http::Error> {
+    let Some(head) = http::parse_request(buf, MAX_HEAD)? else {
+        return Ok(None);
     };
+    // Both are ASCII: the parser takes only tokens and visible characters.
+    let (Ok(method), Ok(target)) = (
+        std::str::from_utf8(head.method(buf)),
+        std::str::from_utf8(head.target(buf)),
+    ) else {
+        return Err(http::Error::MalformedRequest);
+    };
+    let (path, query) = target.split_once('?').unwrap_or((target, ""));
+    const JSON: &[u8] = b"application/json";
+    let wants_json = head.fields(buf).any(|(name, value)| {
+        name.eq_ignore_ascii_case(b"accept") && value.windows(JSON.len()).any(|w| w == JSON)
+    });
+    Ok(Some(Asked {
+        method: method.to_string(),
+        path: path.to_string(),
+        query: query.to_string(),
+        wants_json,
+    }))
+}
+
+fn answer(status: u16, content_type: &str, body: &str) -> Bytes {
+    let reason = reason_phrase(status);
     Bytes::from(format!(
         "HTTP/1.1 {status} {reason}\r\nContent-Type: {content_type}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
         body.len()
@@ -321,6 +232,49 @@ mod tests {
         assert!(text.contains("Content-Length: 5\r\n"));
         assert!(text.ends_with("\r\n\r\nnope\n"));
         assert!(head_only(a).ends_with(b"\r\n\r\n"));
+    }
+
+    fn asked(head: &str) -> Asked {
+        parse(head.as_bytes()).expect("valid").expect("complete")
+    }
+
+    #[test]
+    fn parses_method_path_query_and_accept() {
+        let a = asked("GET /targets?x=1&format=json HTTP/1.1\r\nHost: a\r\n\r\n");
+        assert_eq!(
+            (a.method.as_str(), a.path.as_str(), a.query.as_str()),
+            ("GET", "/targets", "x=1&format=json")
+        );
+        assert!(!a.wants_json);
+        let a = asked(
+            "GET /targets HTTP/1.1\r\nHost: a\r\naccept: text/html, application/json\r\n\r\n",
+        );
+        assert!(a.wants_json);
+        let a = asked("POST /reload HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\n{}");
+        assert_eq!((a.method.as_str(), a.path.as_str()), ("POST", "/reload"));
+    }
+
+    #[test]
+    fn waits_for_the_whole_head() {
+        let head = b"GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n";
+        for end in 0..head.len() {
+            assert!(matches!(parse(&head[..end]), Ok(None)), "at {end}");
+        }
+    }
+
+    #[test]
+    fn refuses_what_the_proxy_refuses() {
+        for bad in [
+            "GET /metrics HTTP/1.1\r\n\r\n",
+            "GET /metrics HTTP/1.1\nHost: a\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nBad Header: x\r\n\r\n",
+            "GET /metrics HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\n",
+            "CONNECT a:1 HTTP/1.1\r\nHost: a\r\n\r\n",
+        ] {
+            assert!(parse(bad.as_bytes()).is_err(), "{bad:?}");
+        }
+        let long = format!("GET /{} HTTP/1.1\r\n", "x".repeat(MAX_HEAD));
+        assert!(parse(long.as_bytes()).is_err());
     }
 
     #[test]

@@ -17,12 +17,13 @@
 //!   it with retries, relay the response; keep-alive and pipelining.
 //! - [`targets`]: the set of targets in numbered slots, which a reload of
 //!   `--targets-file` changes while the workers run, and how health checks
-//!   and ejections move them in and out of rotation.
+//!   and ejections move them in and out of rotation; reloads (SIGHUP or
+//!   `POST /reload`), one at a time, reading the file on a thread of their
+//!   own.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap.
 //! - [`access_log`]: one line per request, buffered per worker.
-//! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`;
-//!   reloads, one at a time, reading the file on a thread of their own.
+//! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
 //! - [`balance`]: the shared atomic health bitmap; the algorithms that pick
 //!   over it (round robin, smooth weighted, least connections, p2c over
 //!   peak-EWMA latency) and the per-worker picker that applies them with

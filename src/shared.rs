@@ -4,11 +4,11 @@
 //! start and leaked, so that each holds a `&'static Shared`.
 
 use crate::access_log::Sink;
-use crate::admin::Reloads;
 use crate::balance::{HealthBitmap, Thresholds};
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::signals::Events;
+use crate::targets::reload::Reloads;
 use crate::targets::{Rules, Targets};
 use crate::worker::MAX_EJECTION;
 
@@ -17,7 +17,7 @@ pub struct Shared {
     pub config: Config,
     /// The targets and their health bitmap.
     pub targets: Targets,
-    /// Shutdown and reload, raised by signals or the admin endpoint.
+    /// Shutdown and reload, raised by signals.
     pub events: Events,
     /// Reloads of `--targets-file` waiting for their turn.
     pub reloads: Reloads,

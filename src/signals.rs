@@ -59,7 +59,8 @@ impl Notify {
 pub struct Events {
     /// SIGTERM or SIGINT: stop accepting, drain, exit.
     pub shutdown: Notify,
-    /// SIGHUP (or `POST /reload`): read the targets file again.
+    /// SIGHUP: read the targets file again (`POST /reload` does not raise
+    /// it, but calls [`crate::targets::reload::run`] itself).
     pub reload: Notify,
 }
 

@@ -157,6 +157,15 @@ mod tests {
     }
 
     #[test]
+    fn status_lines_carry_the_one_reason_phrase_table() {
+        for a in Answer::ALL {
+            let status = a.status();
+            let line = format!("HTTP/1.1 {status} {}\r\n", reason_phrase(status));
+            assert!(a.response(false).starts_with(line.as_bytes()), "{a:?}");
+        }
+    }
+
+    #[test]
     fn client_errors_always_close() {
         let r = Answer::Refused(Error::MalformedRequest).response(true);
         assert!(std::str::from_utf8(&r)

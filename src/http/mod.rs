@@ -6,6 +6,7 @@ mod body;
 mod chunked;
 mod error;
 mod request;
+mod request_parts;
 mod response;
 mod status;
 

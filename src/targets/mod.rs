@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 
 use crate::balance::{HealthBitmap, TargetState, Thresholds};
 
+pub mod reload;
 mod standing;
 
 pub use standing::{CheckOutcome, Ejection};

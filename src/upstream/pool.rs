@@ -1,12 +1,12 @@
 //! A worker's idle keep-alive connections to each target: bounded, reused
 //! most-recently-returned first, watched by a readiness poll while idle (a
 //! connection on which anything arrived is never reused), and closed once
-//! idle for `--pool-idle-timeout`.
+//! idle for `--pool-idle-timeout`. It counts what it holds
+//! ([`Pool::idle_count`]); showing that is the worker's business.
 
 use std::time::{Duration, Instant};
 
 use super::Upstream;
-use crate::metrics::Counter;
 use crate::stream::is_idle_and_open;
 
 /// An idle connection, when it went idle, and the generation of the target
@@ -23,35 +23,25 @@ pub struct Pool {
     idle: Vec<Vec<Idle>>,
     per_target: usize,
     max_idle: Duration,
-    /// Idle connections held, all targets together, and where to show it.
+    /// Idle connections held, all targets together.
     held: usize,
-    gauge: Option<&'static Counter>,
 }
 
 impl Pool {
     /// A pool for `targets` targets keeping at most `per_target` idle
-    /// connections to each, none idle for `max_idle` or longer; `gauge`
-    /// (for the metrics) follows how many are held.
-    pub fn new(
-        targets: usize,
-        per_target: usize,
-        max_idle: Duration,
-        gauge: Option<&'static Counter>,
-    ) -> Pool {
+    /// connections to each, none idle for `max_idle` or longer.
+    pub fn new(targets: usize, per_target: usize, max_idle: Duration) -> Pool {
         Pool {
             idle: (0..targets).map(|_| Vec::new()).collect(),
             per_target,
             max_idle,
             held: 0,
-            gauge,
         }
     }
 
-    fn dropped(&mut self, n: usize) {
-        self.held -= n;
-        if let Some(gauge) = self.gauge {
-            gauge.set(self.held as u64);
-        }
+    /// Idle connections held now, all targets together.
+    pub fn idle_count(&self) -> usize {
+        self.held
     }
 
     /// An idle connection to `target` on which nothing arrived while it was
@@ -83,10 +73,7 @@ impl Pool {
                 break;
             }
         }
-        let gone = before - self.idle[target].len();
-        if gone > 0 {
-            self.dropped(gone);
-        }
+        self.held -= before - self.idle[target].len();
         found
     }
 
@@ -99,17 +86,16 @@ impl Pool {
             return;
         }
         let idle = &mut self.idle[target];
-        let evicted = usize::from(idle.len() >= self.per_target);
-        if evicted == 1 {
+        if idle.len() >= self.per_target {
             idle.remove(0);
+        } else {
+            self.held += 1;
         }
         idle.push(Idle {
             conn,
             since: now,
             gen,
         });
-        self.held += 1;
-        self.dropped(evicted);
     }
 
     /// Closes every idle connection to `target` (it failed: its other
@@ -117,7 +103,7 @@ impl Pool {
     pub fn clear(&mut self, target: usize) {
         let n = self.idle[target].len();
         self.idle[target].clear();
-        self.dropped(n);
+        self.held -= n;
     }
 
     /// Closes the connections idle for `max_idle` or longer, before the
@@ -130,6 +116,6 @@ impl Pool {
             idle.drain(..expired);
             n += expired;
         }
-        self.dropped(n);
+        self.held -= n;
     }
 }

@@ -118,7 +118,6 @@ impl Worker {
                 shared.targets.capacity(),
                 config.pool_size,
                 config.pool_idle_timeout.min(config.idle_timeout),
-                metrics.map(|m| &m.pooled),
             )),
             metrics,
             access_log: shared.access_log.clone().map(AccessLog::new),
@@ -251,11 +250,12 @@ impl Worker {
             if self.id == 0 {
                 self.end_ejections(now);
             }
+            self.pool.borrow_mut().close_expired(now);
             if let Some(m) = self.metrics {
                 m.retry_budget.set(self.retries_available());
                 m.replay_bytes.set(self.replay_memory.held() as u64);
+                m.pooled.set(self.pool.borrow().idle_count() as u64);
             }
-            self.pool.borrow_mut().close_expired(now);
             if let Some(log) = &self.access_log {
                 log.tick();
             }
