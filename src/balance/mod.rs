@@ -8,6 +8,8 @@
 //! A candidate is a slot whose health bit is set and that the request has
 //! not already tried; every pick returns one, or None when there is none.
 
+#![forbid(unsafe_code)]
+
 mod health;
 mod least_connections;
 mod p2c;

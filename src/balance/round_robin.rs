@@ -31,11 +31,6 @@ impl RoundRobin {
         self.cursor.set(found + 1);
         Some(found)
     }
-
-    /// Whether `pick` would find a target, without moving the cursor.
-    pub fn has_candidate(&self, health: &HealthBitmap, tried: &[u32]) -> bool {
-        next_healthy(health, self.cursor.get(), tried).is_some()
-    }
 }
 
 /// Bits of word `w` that belong to targets in `tried`.
@@ -101,7 +96,7 @@ mod tests {
         let rr = RoundRobin::new(0);
         assert_eq!(rr.pick(&HealthBitmap::with_healthy(3, &[]), &[]), None);
         assert_eq!(rr.pick(&HealthBitmap::with_healthy(0, &[]), &[]), None);
-        assert!(!rr.has_candidate(&HealthBitmap::with_healthy(3, &[1]), &[1]));
+        assert_eq!(rr.pick(&HealthBitmap::with_healthy(3, &[1]), &[1]), None);
     }
 
     #[test]

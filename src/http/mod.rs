@@ -2,6 +2,8 @@
 //! and the errors a client can be answered with. Nothing here does IO, so all
 //! of it is tested with byte slices.
 
+#![forbid(unsafe_code)]
+
 mod body;
 mod chunked;
 mod error;

@@ -284,7 +284,7 @@ fn is_authority(value: &[u8], empty_ok: bool) -> bool {
                 return false;
             };
             let is_v6 = std::str::from_utf8(&rest[..close])
-                .is_ok_and(|a| a.parse::<std::net::Ipv6Addr>().is_ok());
+                .is_ok_and(|a| a.parse::<core::net::Ipv6Addr>().is_ok());
             if !is_v6 {
                 return false;
             }

@@ -1,0 +1,117 @@
+//! The sans-IO modules stay sans-IO: `http` (parsing and framing),
+//! `balance` (selection), `health` (the health rules) and `exchange` (one
+//! request's state machine) never name monoio or `std::net`, never read the
+//! clock (time comes in as arguments), forbid `unsafe`, and import nothing
+//! from the IO side of the crate. Their unit tests may do what they like.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+/// The sans-IO modules, and the crate modules each may import.
+const MODULES: &[(&str, &[&str])] = &[
+    ("http", &["http"]),
+    ("balance", &["balance"]),
+    ("health", &["health"]),
+    ("exchange", &["exchange", "http", "health"]),
+];
+
+/// What code in those modules must not say.
+const FORBIDDEN: &[&str] = &[
+    "monoio",
+    "std::net",
+    "Instant::now",
+    "SystemTime",
+    "std::fs",
+    "std::thread",
+    "libc::",
+];
+
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(rust_files(&path));
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            files.push(path);
+        }
+    }
+    files
+}
+
+/// The non-test code of a file, without comments: everything before its
+/// `#[cfg(test)]` module, minus `//` comment lines. A file that is a test
+/// module (`tests.rs`) has none.
+fn code(path: &Path) -> Vec<(usize, String)> {
+    if path.file_name().is_some_and(|n| n == "tests.rs") {
+        return Vec::new();
+    }
+    let text = fs::read_to_string(path).unwrap();
+    text.lines()
+        .enumerate()
+        .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
+        .filter(|(_, line)| !line.trim_start().starts_with("//"))
+        .map(|(i, line)| (i + 1, line.to_string()))
+        .collect()
+}
+
+fn src() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("src")
+}
+
+#[test]
+fn sans_io_modules_name_no_io_and_read_no_clock() {
+    let mut found = Vec::new();
+    for (module, _) in MODULES {
+        for file in rust_files(&src().join(module)) {
+            for (n, line) in code(&file) {
+                for word in FORBIDDEN {
+                    if line.contains(word) {
+                        found.push(format!("{}:{n}: {word}: {}", file.display(), line.trim()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(found.is_empty(), "IO in a sans-IO module:\n{}", found.join("\n"));
+}
+
+#[test]
+fn sans_io_modules_forbid_unsafe() {
+    for (module, _) in MODULES {
+        let root = src().join(module).join("mod.rs");
+        let text = fs::read_to_string(&root).unwrap();
+        assert!(
+            text.contains("#![forbid(unsafe_code)]"),
+            "{} does not forbid unsafe code",
+            root.display()
+        );
+    }
+}
+
+#[test]
+fn sans_io_modules_import_only_their_own_layer() {
+    let mut found = Vec::new();
+    for (module, allowed) in MODULES {
+        for file in rust_files(&src().join(module)) {
+            for (n, line) in code(&file) {
+                let mut rest = line.as_str();
+                while let Some(at) = rest.find("crate::") {
+                    rest = &rest[at + "crate::".len()..];
+                    let name: String = rest
+                        .chars()
+                        .take_while(|c| c.is_alphanumeric() || *c == '_')
+                        .collect();
+                    if !allowed.contains(&name.as_str()) {
+                        found.push(format!("{}:{n}: crate::{name}", file.display()));
+                    }
+                }
+            }
+        }
+    }
+    assert!(
+        found.is_empty(),
+        "a sans-IO module imports from outside its layer:\n{}",
+        found.join("\n")
+    );
+}
