@@ -5,6 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, ToSocketAddrs};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use crate::balance::Algorithm;
 use crate::log::Level;
 use crate::targets::{parse_target, parse_targets_file, Target};
 
@@ -173,49 +174,6 @@ pub struct Config {
     pub max_replay_body: usize,
     /// Bytes of request bodies a worker may hold buffered for replay.
     pub max_replay_memory: usize,
-}
-
-/// How a target is picked for a request (`--algorithm`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Algorithm {
-    RoundRobin,
-    Weighted,
-    LeastConnections,
-    P2cEwma,
-}
-
-impl Algorithm {
-    pub fn parse(s: &str) -> Option<Algorithm> {
-        Some(match s {
-            "round-robin" => Algorithm::RoundRobin,
-            "weighted" => Algorithm::Weighted,
-            "least-connections" => Algorithm::LeastConnections,
-            "p2c-ewma" => Algorithm::P2cEwma,
-            _ => return None,
-        })
-    }
-
-    /// Whether picks use requests in flight (least-connections, p2c-ewma).
-    #[inline]
-    pub fn counts_in_flight(self) -> bool {
-        matches!(self, Algorithm::LeastConnections | Algorithm::P2cEwma)
-    }
-
-    /// Whether picks use response latencies (p2c-ewma): only then is the
-    /// clock read per request.
-    #[inline]
-    pub fn times_latency(self) -> bool {
-        self == Algorithm::P2cEwma
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Algorithm::RoundRobin => "round-robin",
-            Algorithm::Weighted => "weighted",
-            Algorithm::LeastConnections => "least-connections",
-            Algorithm::P2cEwma => "p2c-ewma",
-        }
-    }
 }
 
 /// Where access log lines go.
@@ -430,9 +388,7 @@ where
             Long("algorithm") => {
                 let v = value_str(&mut parser, "--algorithm")?;
                 algorithm = Algorithm::parse(&v).ok_or_else(|| {
-                    ConfigError(format!(
-                        "--algorithm: '{v}' is not round-robin, weighted, least-connections or p2c-ewma"
-                    ))
+                    ConfigError(format!("--algorithm: '{v}' is not {}", Algorithm::names()))
                 })?;
             }
             Long("rise") => rise = value_count(&mut parser, "--rise", 1)?,
