@@ -9,7 +9,7 @@ use crate::balance::{human, Candidates, Picker};
 use crate::retry::backoff;
 
 /// The longest an ejection lasts (unless `--eject-time` is longer).
-pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+pub use crate::config::defaults::MAX_EJECTION;
 
 /// Why a target failed a request, for ejection and its log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
