@@ -3,7 +3,9 @@
 //! A tour of the modules, from the edges in:
 //!
 //! - [`config`]: the command line (lexopt) turned into a validated
-//!   [`config::Config`]; every mistake is one line and exit status 2.
+//!   [`config::Config`], through one table of flags that `--help` is also
+//!   printed from, and every default in one file; every mistake is one line
+//!   and exit status 2.
 //! - [`runtime`]: one thread per core, each pinned with `core_affinity` and
 //!   running its own monoio runtime (io_uring, or epoll where io_uring is
 //!   refused), each accepting on its own `SO_REUSEPORT` listener.

@@ -27,6 +27,17 @@ impl Level {
         }
     }
 
+    /// Its name for `--log-level` (and `--help`).
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Level::Notice => "notice",
+            Level::Error => "error",
+            Level::Warn => "warn",
+            Level::Info => "info",
+            Level::Debug => "debug",
+        }
+    }
+
     fn name(self) -> &'static str {
         match self {
             Level::Notice => "NOTICE",

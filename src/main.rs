@@ -4,12 +4,12 @@
 
 use std::process::ExitCode;
 
-use load_balancer::config::{parse_args, Command, USAGE};
+use load_balancer::config::{parse_args, usage, Command};
 
 fn main() -> ExitCode {
     match parse_args(std::env::args_os().skip(1)) {
         Ok(Command::Help) => {
-            print!("{USAGE}");
+            print!("{}", usage());
             ExitCode::SUCCESS
         }
         Ok(Command::Version) => {

@@ -73,7 +73,11 @@ fn sans_io_modules_name_no_io_and_read_no_clock() {
             }
         }
     }
-    assert!(found.is_empty(), "IO in a sans-IO module:\n{}", found.join("\n"));
+    assert!(
+        found.is_empty(),
+        "IO in a sans-IO module:\n{}",
+        found.join("\n")
+    );
 }
 
 #[test]

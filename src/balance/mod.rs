@@ -1,8 +1,9 @@
 //! Target selection: the shared health bitmap and, per worker, the ways to
 //! pick a target over it: round robin, smooth weighted round robin, weighted
-//! least connections, and power of two choices over peak-EWMA latency; the
-//! picker that applies the chosen one with the fallback and slow start; and
-//! the health rules (rise and fall, ejection) as plain state.
+//! least connections, and power of two choices over peak-EWMA latency, each
+//! named in `algorithm.rs` (`--algorithm`); the picker that applies the
+//! chosen one with the fallback and slow start; and the health rules (rise
+//! and fall, ejection) as plain state.
 //! Pure code over atomics; no IO, no locks, no allocation when picking.
 //!
 //! A candidate is a slot whose health bit is set and that the request has
@@ -10,6 +11,7 @@
 
 #![forbid(unsafe_code)]
 
+mod algorithm;
 mod health;
 mod least_connections;
 mod p2c;
@@ -19,6 +21,7 @@ mod round_robin;
 mod target_state;
 mod weighted;
 
+pub use algorithm::Algorithm;
 pub use health::HealthBitmap;
 pub use least_connections::LeastConnections;
 pub use p2c::{P2c, PeakEwma, DEFAULT_DECAY_NS};

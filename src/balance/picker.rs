@@ -4,10 +4,9 @@
 //! failures in a row). Owned by one worker; pure code over the bitmaps.
 
 use super::{
-    next_healthy, HealthBitmap, LeastConnections, P2c, PeakEwma, RoundRobin, SmoothWeighted,
-    DEFAULT_DECAY_NS,
+    next_healthy, Algorithm, HealthBitmap, LeastConnections, P2c, PeakEwma, RoundRobin,
+    SmoothWeighted, DEFAULT_DECAY_NS,
 };
-use crate::config::Algorithm;
 
 /// A new target's latency estimate for p2c-ewma, before its first answer:
 /// 1 ms, so that it is neither shunned nor flooded.

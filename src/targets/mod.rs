@@ -52,7 +52,7 @@ pub fn parse_target(
         Some((name, options)) => (name, Some(options)),
         None => (spec, None),
     };
-    let mut weight = 1;
+    let mut weight = crate::config::defaults::WEIGHT;
     for option in options.into_iter().flat_map(|o| o.split(',')) {
         let bad = || format!("'{spec}': '{option}' is not weight=N with N from 1 to {MAX_WEIGHT}");
         let n = option.strip_prefix("weight=").ok_or_else(bad)?;
@@ -125,15 +125,17 @@ pub struct Rules {
 }
 
 impl Default for Rules {
+    /// The rules without `--rise`, `--fall`, `--eject-time` or `--slow-start`.
     fn default() -> Rules {
+        use crate::config::defaults;
         Rules {
             thresholds: Thresholds {
-                rise: 2,
-                fall: 3,
-                eject_base: Duration::from_secs(10),
-                eject_max: Duration::from_secs(300),
+                rise: defaults::RISE,
+                fall: defaults::FALL,
+                eject_base: defaults::EJECT_TIME,
+                eject_max: defaults::MAX_EJECTION,
             },
-            slow_start: None,
+            slow_start: defaults::SLOW_START,
         }
     }
 }

@@ -16,7 +16,7 @@ use crate::retry::backoff;
 use crate::upstream::Upstream;
 
 /// The longest an ejection lasts (unless `--eject-time` is longer).
-pub const MAX_EJECTION: Duration = Duration::from_secs(300);
+pub use crate::config::defaults::MAX_EJECTION;
 
 impl Worker {
     /// The retry settings the exchange machine applies.
