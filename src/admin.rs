@@ -11,9 +11,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
 
-use crate::balance::Standing;
 use crate::blocking::off_thread;
 use crate::config::read_targets_file;
+use crate::health::Standing;
 use crate::shared::Shared;
 use crate::signals::Notify;
 use crate::stream::{deadline, read_more, write_all};

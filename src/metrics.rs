@@ -305,7 +305,7 @@ impl Metrics {
             "1 while the target is ejected for failing live traffic, else 0.",
         );
         for (i, target, _) in &named {
-            let v = u8::from(targets.standing(*i) == crate::balance::Standing::Ejected);
+            let v = u8::from(targets.standing(*i) == crate::health::Standing::Ejected);
             let _ = writeln!(out, "lb_target_ejected{{target=\"{target}\"}} {v}");
         }
         header(

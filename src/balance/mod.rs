@@ -1,8 +1,9 @@
 //! Target selection: the shared health bitmap and, per worker, the ways to
 //! pick a target over it: round robin, smooth weighted round robin, weighted
 //! least connections, and power of two choices over peak-EWMA latency; the
-//! picker that applies the chosen one with the fallback and slow start; and
-//! the health rules (rise and fall, ejection) as plain state.
+//! picker that applies the chosen one with the fallback and slow start.
+//! Which targets are in rotation is decided in [`crate::health`]; this
+//! module only picks among them.
 //! Pure code over atomics; no IO, no locks, no allocation when picking.
 //!
 //! A candidate is a slot whose health bit is set and that the request has
@@ -14,7 +15,6 @@ mod p2c;
 mod picker;
 mod rng;
 mod round_robin;
-mod target_state;
 mod weighted;
 
 pub use health::HealthBitmap;
@@ -23,5 +23,4 @@ pub use p2c::{P2c, PeakEwma, DEFAULT_DECAY_NS};
 pub use picker::{Candidates, Picker};
 pub use rng::Rng;
 pub use round_robin::{next_healthy, RoundRobin};
-pub use target_state::{human, Standing, TargetState, Thresholds};
 pub use weighted::SmoothWeighted;

@@ -12,13 +12,14 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::balance::{HealthBitmap, TargetState, Thresholds};
+use crate::balance::HealthBitmap;
+use crate::health::{HealthRecord, Rules};
 
 mod standing;
 
-pub use standing::{CheckOutcome, Ejection};
+pub use standing::Ejection;
 
 /// A target server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -107,34 +108,12 @@ pub struct Targets {
     epoch: Instant,
     /// Health records (checks, ejections): for the prober, ejecting workers
     /// and worker 0's housekeeping, never for a pick.
-    records: Mutex<Vec<TargetState>>,
+    records: Mutex<Vec<HealthRecord>>,
     /// Ejections per slot, for the metrics.
     ejections: Box<[AtomicU64]>,
     /// Targets ejected now (so that housekeeping skips the lock when none).
     ejected: AtomicUsize,
     rules: Rules,
-}
-
-/// How health checks and ejections move targets in and out of rotation.
-#[derive(Debug, Clone, Copy)]
-pub struct Rules {
-    pub thresholds: Thresholds,
-    /// `--slow-start`: how long a returning target takes to get its full share.
-    pub slow_start: Option<Duration>,
-}
-
-impl Default for Rules {
-    fn default() -> Rules {
-        Rules {
-            thresholds: Thresholds {
-                rise: 2,
-                fall: 3,
-                eject_base: Duration::from_secs(10),
-                eject_max: Duration::from_secs(300),
-            },
-            slow_start: None,
-        }
-    }
 }
 
 struct Table {
@@ -177,7 +156,7 @@ impl Targets {
             slow_start: HealthBitmap::new(capacity),
             rejoined_ms: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             epoch: Instant::now(),
-            records: Mutex::new(vec![TargetState::default(); capacity]),
+            records: Mutex::new(vec![HealthRecord::default(); capacity]),
             ejections: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             ejected: AtomicUsize::new(0),
             rules,

@@ -20,7 +20,7 @@ use crate::upstream::Pool;
 
 mod policy;
 
-pub use policy::{Failure, MAX_EJECTION};
+pub use policy::Failure;
 
 /// Size of a buffer for reading a response (head and body chunks).
 pub const RESPONSE_BUF: usize = 64 * 1024;

@@ -5,11 +5,9 @@
 use std::time::{Duration, Instant};
 
 use super::{Worker, HOUSEKEEPING};
-use crate::balance::{human, Candidates, Picker};
+use crate::balance::{Candidates, Picker};
+use crate::log::human;
 use crate::retry::backoff;
-
-/// The longest an ejection lasts (unless `--eject-time` is longer).
-pub const MAX_EJECTION: Duration = Duration::from_secs(300);
 
 /// Why a target failed a request, for ejection and its log line.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
