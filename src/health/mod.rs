@@ -21,7 +21,7 @@
 //!   without waiting for a check. The next check notices the clear bit
 //!   ([`HealthRecord::record_check`]) and drops the healthy verdict: the
 //!   target returns only after `--rise` passing checks from then on.
-//! - **Passive ejection** ([`Ejections`]): each worker
+//! - **Passive ejection** ([`FailureStreaks`], [`Ejections`]): each worker
 //!   counts failures in a row per target on live traffic (a 5xx; a
 //!   refused, failed or timed-out connect; no answer in time; an invalid
 //!   answer; a connection broken mid-answer); any answer below 500 ends the
@@ -54,8 +54,8 @@
 //!
 //! - the prober (`upstream::prober`) turns each answer into a
 //!   [`CheckAnswer`] and hands its verdict to `Targets::record_check`;
-//! - a worker that sees a request fail counts it in its picker and, at
-//!   `--eject-after` in a row, calls `Targets::eject`; it clears the bit
+//! - a worker that sees a request fail feeds its [`FailureStreaks`] and,
+//!   when the streak says so, calls `Targets::eject`; it clears the bit
 //!   itself for the live-traffic degrade (`Worker::degrade`);
 //! - worker 0's housekeeping calls `Targets::end_ejections` and
 //!   `Targets::end_slow_starts` every tick;
@@ -71,9 +71,11 @@ mod record;
 mod rise_fall;
 mod rules;
 mod slow_start;
+mod streak;
 
 pub use check::CheckAnswer;
 pub use ejection::{Ejections, MAX_EJECTION};
 pub use record::{AfterCheck, CheckOutcome, EjectionOver, HealthRecord, Rotation, Standing};
 pub use rise_fall::RiseFall;
 pub use rules::Rules;
+pub use streak::FailureStreaks;

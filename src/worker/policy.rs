@@ -104,18 +104,15 @@ impl Worker {
     /// `slot` answered below 500: its failures in a row start again.
     #[inline]
     pub fn target_succeeded(&self, slot: usize) {
-        self.picker.borrow_mut().succeeded(slot);
+        self.failure_streaks.borrow_mut().succeeded(slot);
     }
 
     /// `slot` failed a request: after `--eject-after` failures in a row on
     /// this worker it is ejected.
     pub fn target_failed(&self, slot: usize, why: Failure) {
-        let after = self.shared.config.eject_after;
-        let count = self.picker.borrow_mut().failed(slot);
-        if after == 0 || count < after {
+        let Some(count) = self.failure_streaks.borrow_mut().failed(slot) else {
             return;
-        }
-        self.picker.borrow_mut().succeeded(slot);
+        };
         let gen = self.slot_gen(slot);
         let Some(ejection) = self.shared.targets.eject(slot, gen, Instant::now()) else {
             return;
