@@ -9,7 +9,7 @@
 //! A candidate is a slot whose health bit is set and that the request has
 //! not already tried; every pick returns one, or None when there is none.
 
-mod health;
+mod health_bitmap;
 mod least_connections;
 mod p2c;
 mod picker;
@@ -17,7 +17,7 @@ mod rng;
 mod round_robin;
 mod weighted;
 
-pub use health::HealthBitmap;
+pub use health_bitmap::HealthBitmap;
 pub use least_connections::LeastConnections;
 pub use p2c::{P2c, PeakEwma, DEFAULT_DECAY_NS};
 pub use picker::{Candidates, Picker};
