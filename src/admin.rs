@@ -11,7 +11,7 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use monoio::net::{TcpListener, TcpStream};
 
-use crate::balance::Standing;
+use crate::health::Standing;
 use crate::http::{self, reason_phrase};
 use crate::shared::Shared;
 use crate::stream::{deadline, read_more, write_all};

@@ -18,19 +18,23 @@
 //! - [`proxy`]: one client connection: read a head, take its body, forward
 //!   it with retries, relay the response; keep-alive and pipelining.
 //! - [`targets`]: the set of targets in numbered slots, which a reload of
-//!   `--targets-file` changes while the workers run, and how health checks
-//!   and ejections move them in and out of rotation; reloads (SIGHUP or
-//!   `POST /reload`), one at a time, reading the file on a thread of their
-//!   own.
+//!   `--targets-file` changes while the workers run, and the shared bitmaps
+//!   that health checks and ejections write (as the [`health`] rules say);
+//!   reloads (SIGHUP or `POST /reload`), one at a time, reading the file on
+//!   a thread of their own.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap.
 //! - [`access_log`]: one line per request, buffered per worker.
 //! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
+//! - [`health`]: every health rule, once: what a check's answer means, rise
+//!   and fall, the live-traffic degrade, passive ejection (failures in a
+//!   row, doubling, forgiveness), slow start and the fallback. Plain state
+//!   and pure functions: no IO, no clock. Its module docs are where to
+//!   learn them.
 //! - [`balance`]: the shared atomic health bitmap; the algorithms that pick
 //!   over it (round robin, smooth weighted, least connections, p2c over
 //!   peak-EWMA latency) and the per-worker picker that applies them with
-//!   the fallback and slow start; the health rules (rise and fall, passive
-//!   ejection) as plain state. Pure code: no IO.
+//!   the fallback and slow start. Pure code: no IO.
 //! - [`retry`]: the per-worker retry budget and the backoff between retries.
 //! - [`http`]: sans-IO HTTP/1.1: heads parsed in place with httparse into
 //!   offsets, body framing (length, chunked, until close), the errors the

@@ -3,7 +3,7 @@
 //! errors. `--log-level` sets the least severe level written.
 
 use std::sync::atomic::{AtomicU8, Ordering};
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// How severe a log line is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -123,6 +123,19 @@ pub fn utc_timestamp(ms: u64) -> String {
     )
 }
 
+/// A duration as an operator writes it: `300ms`, `10s`, `1.5s`.
+pub fn human(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms < 1000 {
+        format!("{ms}ms")
+    } else if ms.is_multiple_of(1000) {
+        format!("{}s", ms / 1000)
+    } else {
+        let s = format!("{:.3}", d.as_secs_f64());
+        format!("{}s", s.trim_end_matches('0'))
+    }
+}
+
 /// Days since 1970-01-01 to a proleptic Gregorian date (H. Hinnant's method).
 fn civil_from_days(z: i64) -> (i64, u32, u32) {
     let z = z + 719_468;
@@ -145,6 +158,13 @@ mod tests {
         assert_eq!(utc_timestamp(0), "1970-01-01T00:00:00.000Z");
         assert_eq!(utc_timestamp(951_782_400_123), "2000-02-29T00:00:00.123Z");
         assert_eq!(utc_timestamp(1_795_750_812_000), "2026-11-27T03:40:12.000Z");
+    }
+
+    #[test]
+    fn durations_read_like_flags() {
+        assert_eq!(human(Duration::from_millis(300)), "300ms");
+        assert_eq!(human(Duration::from_secs(10)), "10s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
     }
 
     #[test]

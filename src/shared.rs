@@ -4,13 +4,14 @@
 //! start and leaked, so that each holds a `&'static Shared`.
 
 use crate::access_log::Sink;
-use crate::balance::{HealthBitmap, Thresholds};
+use crate::balance::HealthBitmap;
+use crate::config::defaults::MAX_EJECTION;
 use crate::config::Config;
+use crate::health::Rules;
 use crate::metrics::Metrics;
 use crate::signals::Events;
 use crate::targets::reload::Reloads;
-use crate::targets::{Rules, Targets};
-use crate::worker::MAX_EJECTION;
+use crate::targets::Targets;
 
 /// State shared by all workers for the life of the process.
 pub struct Shared {
@@ -30,12 +31,10 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Config, workers: usize) -> std::io::Result<Shared> {
         let rules = Rules {
-            thresholds: Thresholds {
-                rise: config.rise,
-                fall: config.fall,
-                eject_base: config.eject_time,
-                eject_max: MAX_EJECTION,
-            },
+            rise: config.rise,
+            fall: config.fall,
+            eject_base: config.eject_time,
+            eject_max: MAX_EJECTION,
             slow_start: config.slow_start,
         };
         let targets = Targets::with_rules(

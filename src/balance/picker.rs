@@ -1,7 +1,7 @@
 //! A worker's picker: the chosen algorithm over the health bitmap, with the
 //! fallback when nothing is healthy and the slow-start filter, plus what
 //! the worker learns per target from live traffic (requests in flight,
-//! failures in a row). Owned by one worker; pure code over the bitmaps.
+//! latency). Owned by one worker; pure code over the bitmaps.
 
 use super::{
     next_healthy, Algorithm, HealthBitmap, LeastConnections, P2c, PeakEwma, RoundRobin,
@@ -42,8 +42,6 @@ pub struct Picker {
     now_ns: u64,
     /// Requests in flight per target, on this worker.
     in_flight: Vec<u32>,
-    /// Failures in a row per target, on this worker (for ejection).
-    failures: Vec<u32>,
     /// Slow start: turns earned towards the next pick, per target.
     slow_credit: Vec<f64>,
 }
@@ -61,14 +59,12 @@ impl Picker {
             ewma: vec![PeakEwma::new(INITIAL_LATENCY_NS, 0); slots],
             now_ns: 0,
             in_flight: vec![0; slots],
-            failures: vec![0; slots],
             slow_credit: vec![0.0; slots],
         }
     }
 
     /// Forgets what was learnt about a slot (another target took it).
     pub fn reset(&mut self, slot: usize) {
-        self.failures[slot] = 0;
         self.slow_credit[slot] = 0.0;
         self.weighted.reset(slot);
         self.ewma[slot] = PeakEwma::new(INITIAL_LATENCY_NS, self.now_ns);
@@ -182,18 +178,6 @@ impl Picker {
     fn in_flight(&self, slot: usize) -> u32 {
         self.in_flight[slot]
     }
-
-    /// `slot` answered well: its failures in a row are forgotten.
-    #[inline]
-    pub fn succeeded(&mut self, slot: usize) {
-        self.failures[slot] = 0;
-    }
-
-    /// `slot` failed; returns its failures in a row on this worker.
-    pub fn failed(&mut self, slot: usize) -> u32 {
-        self.failures[slot] += 1;
-        self.failures[slot]
-    }
 }
 
 #[cfg(test)]
@@ -273,17 +257,14 @@ mod tests {
     }
 
     #[test]
-    fn counts_in_flight_and_failures() {
+    fn counts_in_flight() {
         let mut p = Picker::new(Algorithm::RoundRobin, 2, 0);
         p.started(1);
         p.started(1);
         p.finished(1);
         assert_eq!(p.in_flight(1), 1);
-        assert_eq!(p.failed(0), 1);
-        assert_eq!(p.failed(0), 2);
-        p.succeeded(0);
-        assert_eq!(p.failed(0), 1);
-        p.reset(0);
-        assert_eq!(p.failed(0), 1);
+        p.finished(1);
+        p.finished(1);
+        assert_eq!(p.in_flight(1), 0, "never below zero");
     }
 }

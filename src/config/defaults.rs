@@ -1,7 +1,7 @@
 //! Every default of the command line, once: the parser starts from these,
 //! `--help` shows them (through the table in `flags.rs`), and the code that
-//! runs without a `Config` (the targets' `Rules::default`, the worker's
-//! ejection cap) reads them from here too.
+//! runs without a `Config` (the targets' [`rules`], the ejection cap)
+//! reads them from here too.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::time::Duration;
@@ -121,3 +121,15 @@ pub const ACCESS_LOG: Option<LogDestination> = None;
 
 /// `--log-level`.
 pub const LOG_LEVEL: Level = Level::Info;
+
+/// The health rules with every default (what `Shared::new` builds from the
+/// flags when none is given).
+pub fn rules() -> crate::health::Rules {
+    crate::health::Rules {
+        rise: RISE,
+        fall: FALL,
+        eject_base: EJECT_TIME,
+        eject_max: MAX_EJECTION,
+        slow_start: SLOW_START,
+    }
+}

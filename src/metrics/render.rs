@@ -7,7 +7,7 @@ use std::fmt::Write;
 use crossbeam_utils::CachePadded;
 
 use super::{Counter, Metrics, TargetCounters, WorkerMetrics, BUCKETS_US};
-use crate::balance::Standing;
+use crate::health::Standing;
 use crate::targets::Targets;
 
 /// A per-target family read from the workers' counters: name, type, help,

@@ -12,14 +12,15 @@
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
-use crate::balance::{HealthBitmap, TargetState, Thresholds};
+use crate::balance::HealthBitmap;
+use crate::health::{HealthRecord, Rules};
 
 pub mod reload;
 mod standing;
 
-pub use standing::{CheckOutcome, Ejection};
+pub use standing::Ejection;
 
 /// A target server.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -108,36 +109,12 @@ pub struct Targets {
     epoch: Instant,
     /// Health records (checks, ejections): for the prober, ejecting workers
     /// and worker 0's housekeeping, never for a pick.
-    records: Mutex<Vec<TargetState>>,
+    records: Mutex<Vec<HealthRecord>>,
     /// Ejections per slot, for the metrics.
     ejections: Box<[AtomicU64]>,
     /// Targets ejected now (so that housekeeping skips the lock when none).
     ejected: AtomicUsize,
     rules: Rules,
-}
-
-/// How health checks and ejections move targets in and out of rotation.
-#[derive(Debug, Clone, Copy)]
-pub struct Rules {
-    pub thresholds: Thresholds,
-    /// `--slow-start`: how long a returning target takes to get its full share.
-    pub slow_start: Option<Duration>,
-}
-
-impl Default for Rules {
-    /// The rules without `--rise`, `--fall`, `--eject-time` or `--slow-start`.
-    fn default() -> Rules {
-        use crate::config::defaults;
-        Rules {
-            thresholds: Thresholds {
-                rise: defaults::RISE,
-                fall: defaults::FALL,
-                eject_base: defaults::EJECT_TIME,
-                eject_max: defaults::MAX_EJECTION,
-            },
-            slow_start: defaults::SLOW_START,
-        }
-    }
 }
 
 struct Table {
@@ -149,7 +126,7 @@ impl Targets {
     /// A set of `capacity` slots holding the `-b` targets and then the
     /// file's, all degraded until checked.
     pub fn new(fixed: Vec<Target>, from_file: Vec<Target>, capacity: usize) -> Targets {
-        Targets::with_rules(fixed, from_file, capacity, Rules::default())
+        Targets::with_rules(fixed, from_file, capacity, crate::config::defaults::rules())
     }
 
     /// Like [`Targets::new`], with these health rules.
@@ -180,7 +157,7 @@ impl Targets {
             slow_start: HealthBitmap::new(capacity),
             rejoined_ms: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             epoch: Instant::now(),
-            records: Mutex::new(vec![TargetState::default(); capacity]),
+            records: Mutex::new(vec![HealthRecord::default(); capacity]),
             ejections: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             ejected: AtomicUsize::new(0),
             rules,

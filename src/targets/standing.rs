@@ -1,24 +1,15 @@
-//! How targets move in and out of rotation: health check verdicts (rise and
-//! fall), passive ejection and its end, slow start. These are the cold paths
-//! that write the shared bitmaps; picks only read them.
+//! Where the health rules meet the shared bitmaps: each health event (a
+//! check, an ejection, the end of one, the end of a slow start) is handed to
+//! the slot's [`HealthRecord`], and the bits are written as it says. No
+//! decision is made here; the rules are in [`crate::health`]. These are the
+//! cold paths that write the bitmaps; picks only read them.
 
 use std::sync::atomic::Ordering;
 use std::sync::MutexGuard;
 use std::time::{Duration, Instant};
 
 use super::Targets;
-use crate::balance::{Standing, TargetState};
-
-/// What a health check changed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum CheckOutcome {
-    /// The target's first check: it is in rotation or not, as it said.
-    First(bool),
-    /// It went into rotation (`true`) or out of it (`false`).
-    Changed(bool),
-    /// Nothing changed.
-    Same,
-}
+use crate::health::{CheckOutcome, EjectionOver, HealthRecord, Rotation, Standing};
 
 /// An ejection that took effect.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,7 +21,7 @@ pub struct Ejection {
 }
 
 impl Targets {
-    fn records(&self) -> MutexGuard<'_, Vec<TargetState>> {
+    fn records(&self) -> MutexGuard<'_, Vec<HealthRecord>> {
         self.records.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -41,8 +32,7 @@ impl Targets {
         if records[slot].is_ejected() {
             self.ejected.fetch_sub(1, Ordering::Relaxed);
         }
-        records[slot] = TargetState::default();
-        records[slot].joined_late = late;
+        records[slot] = HealthRecord::new(late);
         self.passed.mark_degraded(slot);
         self.slow_start.mark_degraded(slot);
         self.ejections[slot].store(0, Ordering::Relaxed);
@@ -61,37 +51,30 @@ impl Targets {
             return CheckOutcome::Same;
         }
         let mut records = self.records();
-        let record = &mut records[slot];
-        let first = !record.is_checked();
         let bit = self.health.is_healthy(slot);
-        let in_rotation = record.record_check(passed, bit, &self.rules.thresholds);
-        if passed {
+        let after = records[slot].record_check(passed, bit, &self.rules);
+        if after.fallback {
             self.passed.mark_healthy(slot);
         } else {
             self.passed.mark_degraded(slot);
         }
-        let slow = !first || record.joined_late;
-        let changed = match (bit, in_rotation) {
-            (false, true) => self.rejoin(slot, slow),
-            (true, false) => self.mark_degraded(slot),
-            _ => false,
-        };
-        match (first, changed) {
-            (true, _) => CheckOutcome::First(in_rotation),
-            (false, true) => CheckOutcome::Changed(in_rotation),
-            (false, false) => CheckOutcome::Same,
-        }
+        let changed = after.rotation.is_some_and(|r| self.apply(slot, r));
+        after.outcome(changed)
     }
 
-    /// Puts a slot back in rotation, in slow start when `slow` and
-    /// `--slow-start` is on; true when that is a change.
-    fn rejoin(&self, slot: usize, slow: bool) -> bool {
-        if slow && self.rules.slow_start.is_some() {
-            let ms = self.epoch.elapsed().as_millis() as u64;
-            self.rejoined_ms[slot].store(ms, Ordering::Relaxed);
-            self.slow_start.mark_healthy(slot);
+    /// Moves a slot in or out of rotation; true when its bit changed.
+    fn apply(&self, slot: usize, rotation: Rotation) -> bool {
+        match rotation {
+            Rotation::Join { slow_start } => {
+                if slow_start {
+                    let ms = self.epoch.elapsed().as_millis() as u64;
+                    self.rejoined_ms[slot].store(ms, Ordering::Relaxed);
+                    self.slow_start.mark_healthy(slot);
+                }
+                self.mark_healthy(slot)
+            }
+            Rotation::Leave => self.mark_degraded(slot),
         }
-        self.mark_healthy(slot)
     }
 
     /// Ejects the target in `slot` (generation `gen`) at `now`: out of
@@ -102,10 +85,10 @@ impl Targets {
             return None;
         }
         let mut records = self.records();
-        let length = records[slot].eject(now, &self.rules.thresholds)?;
+        let length = records[slot].eject(now, &self.rules)?;
         self.ejected.fetch_add(1, Ordering::Relaxed);
         self.ejections[slot].fetch_add(1, Ordering::Relaxed);
-        let was_healthy = self.mark_degraded(slot);
+        let was_healthy = self.apply(slot, Rotation::Leave);
         Some(Ejection {
             length,
             was_healthy,
@@ -122,12 +105,16 @@ impl Targets {
         let mut records = self.records();
         let mut ended = Vec::new();
         for (slot, record) in records.iter_mut().enumerate() {
-            if let Some(in_rotation) = record.end_ejection(now) {
+            if let Some(over) = record.end_ejection(now, &self.rules) {
                 self.ejected.fetch_sub(1, Ordering::Relaxed);
-                if in_rotation {
-                    self.rejoin(slot, true);
-                }
-                ended.push((slot, in_rotation));
+                let back = match over {
+                    EjectionOver::Back(rotation) => {
+                        self.apply(slot, rotation);
+                        true
+                    }
+                    EjectionOver::Degraded => false,
+                };
+                ended.push((slot, back));
             }
         }
         ended
@@ -143,7 +130,8 @@ impl Targets {
             while bits != 0 {
                 let slot = w * 64 + bits.trailing_zeros() as usize;
                 bits &= bits - 1;
-                if self.slow_start_share(slot, self.epoch.elapsed()) >= 1.0 {
+                let since_rejoin = self.since_rejoin(slot, self.epoch.elapsed());
+                if self.rules.slow_start_over(since_rejoin) {
                     self.slow_start.mark_degraded(slot);
                 }
             }
@@ -154,12 +142,14 @@ impl Targets {
     /// (see [`Targets::since_epoch`]): from 0 when it rejoined to 1 after
     /// `--slow-start`.
     pub fn slow_start_share(&self, slot: usize, since_epoch: Duration) -> f64 {
-        let Some(length) = self.rules.slow_start else {
-            return 1.0;
-        };
+        self.rules
+            .slow_start_share(self.since_rejoin(slot, since_epoch))
+    }
+
+    /// How long before `since_epoch` the target in `slot` last rejoined.
+    fn since_rejoin(&self, slot: usize, since_epoch: Duration) -> Duration {
         let rejoined = Duration::from_millis(self.rejoined_ms[slot].load(Ordering::Relaxed));
-        let elapsed = since_epoch.saturating_sub(rejoined);
-        (elapsed.as_secs_f64() / length.as_secs_f64()).min(1.0)
+        since_epoch.saturating_sub(rejoined)
     }
 
     /// The time since the set was made, the clock slow start is measured by.

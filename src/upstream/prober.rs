@@ -1,67 +1,36 @@
 //! The prober: one task, on worker 0, that sends `GET <health-path>` to every
 //! target each interval, all at once, each under a deadline, and writes the
-//! result into the shared health bitmap. 2xx is healthy; anything else
-//! (refused, reset, timed out, another status, garbage) is degraded.
+//! result into the shared health bitmap. What an answer means (only a 2xx
+//! passes) is [`CheckAnswer::passes`]; rise and fall are applied by
+//! [`Targets::record_check`](crate::targets::Targets::record_check).
 
-use std::fmt;
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
+use crate::health::{CheckAnswer, CheckOutcome};
 use crate::http::parse_response;
 use crate::shared::Shared;
 use crate::stream::{connect, deadline, read_more, write_all, IoFail};
-use crate::targets::CheckOutcome;
 
 /// Largest health-check response head read.
 const MAX_CHECK_HEAD: usize = 16 * 1024;
 
-/// The result of one health check.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Check {
-    Healthy(u16),
-    Status(u16),
-    Refused,
-    TimedOut,
-    Closed,
-    Invalid,
-    Failed,
-}
-
-impl Check {
-    fn is_healthy(self) -> bool {
-        matches!(self, Check::Healthy(_))
-    }
-}
-
-impl fmt::Display for Check {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Check::Healthy(s) | Check::Status(s) => write!(f, "health check answered {s}"),
-            Check::Refused => f.write_str("health check: connection refused"),
-            Check::TimedOut => f.write_str("health check timed out"),
-            Check::Closed => f.write_str("health check: connection closed without an answer"),
-            Check::Invalid => f.write_str("health check: invalid response"),
-            Check::Failed => f.write_str("health check: connection failed"),
-        }
-    }
-}
-
-impl From<IoFail> for Check {
-    fn from(e: IoFail) -> Check {
+impl From<IoFail> for CheckAnswer {
+    fn from(e: IoFail) -> CheckAnswer {
         match e {
-            IoFail::Refused => Check::Refused,
-            IoFail::TimedOut => Check::TimedOut,
-            IoFail::Closed => Check::Closed,
-            IoFail::Error => Check::Failed,
+            IoFail::Refused => CheckAnswer::Refused,
+            IoFail::TimedOut => CheckAnswer::TimedOut,
+            IoFail::Closed => CheckAnswer::Closed,
+            IoFail::Error => CheckAnswer::Failed,
         }
     }
 }
 
 /// Checks one target on a fresh connection with `Connection: close`.
-pub async fn check_one(addr: SocketAddr, host: &str, path: &str, limit: Duration) -> Check {
+pub async fn check_one(addr: SocketAddr, host: &str, path: &str, limit: Duration) -> CheckAnswer {
     let exchange = async {
         let mut stream: TcpStream = connect(addr).await?;
         let request = format!(
@@ -75,12 +44,9 @@ pub async fn check_one(addr: SocketAddr, host: &str, path: &str, limit: Duration
                 Ok(Some(head)) if head.is_interim() => {
                     let _ = buf.split_to(head.head_len);
                 }
-                Ok(Some(head)) if (200..300).contains(&head.status) => {
-                    return Ok(Check::Healthy(head.status))
-                }
-                Ok(Some(head)) => return Ok(Check::Status(head.status)),
+                Ok(Some(head)) => return Ok(CheckAnswer::Status(head.status)),
                 Ok(None) if buf.len() < MAX_CHECK_HEAD => {}
-                _ => return Ok(Check::Invalid),
+                _ => return Ok(CheckAnswer::Invalid),
             }
         }
     };
@@ -128,7 +94,7 @@ async fn check(shared: &'static Shared, only: Option<&[usize]>, first: bool) {
     for (i, slot, handle) in checks {
         let result = handle.await;
         let name = &slot.target.name;
-        match targets.record_check(i, slot.gen, result.is_healthy()) {
+        match targets.record_check(i, slot.gen, result.passes()) {
             CheckOutcome::First(false) if first => {
                 log!(warn, "health: {name} is degraded at start ({result})")
             }

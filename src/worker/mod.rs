@@ -12,7 +12,7 @@ use crate::access_log::AccessLog;
 use crate::balance::{Picker, Rng};
 use crate::buffers::{BufferPool, ReplayMemory};
 use crate::config::Config;
-use crate::health::Outcome;
+use crate::health::{FailureStreaks, Outcome};
 use crate::metrics::WorkerMetrics;
 use crate::retry::RetryBudget;
 use crate::shared::Shared;
@@ -20,8 +20,6 @@ use crate::targets::{Slot, Target};
 use crate::upstream::Pool;
 
 mod policy;
-
-pub use policy::MAX_EJECTION;
 
 /// Size of a buffer for reading a response (head and body chunks).
 pub const RESPONSE_BUF: usize = 64 * 1024;
@@ -53,6 +51,8 @@ pub struct Worker {
     pub shared: &'static Shared,
     /// The algorithm's state and what this worker learnt of each target.
     picker: RefCell<Picker>,
+    /// Failures in a row per target on this worker, towards ejection.
+    failure_streaks: RefCell<FailureStreaks>,
     /// Retries this worker may still make, and the jitter of backoffs.
     budget: RefCell<RetryBudget>,
     rng: RefCell<Rng>,
@@ -112,6 +112,10 @@ impl Worker {
             // Start each worker's cursor at a different target, so that the
             // first requests of each core do not all go to target 0.
             picker: RefCell::new(picker),
+            failure_streaks: RefCell::new(FailureStreaks::new(
+                shared.targets.capacity(),
+                config.eject_after,
+            )),
             budget: RefCell::new(RetryBudget::new(config.retry_budget, config.retry_floor)),
             rng: RefCell::new(Rng::new(id as u64)),
             pool: RefCell::new(Pool::new(
@@ -293,10 +297,12 @@ impl Worker {
         let mut view = self.view.borrow_mut();
         let mut pool = self.pool.borrow_mut();
         let mut picker = self.picker.borrow_mut();
+        let mut failure_streaks = self.failure_streaks.borrow_mut();
         for (i, (old, new)) in view.slots.iter().zip(&slots).enumerate() {
             if old.as_ref().map(|s| s.gen) != new.as_ref().map(|s| s.gen) {
                 pool.clear(i);
                 picker.reset(i);
+                failure_streaks.forget(i);
                 if let (Some(m), Some(slot)) = (self.metrics, new) {
                     m.reset_target(i, slot.gen);
                 }

@@ -8,15 +8,13 @@ use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use super::{Worker, HOUSEKEEPING};
-use crate::balance::{human, Candidates, Picker};
+use crate::balance::{Candidates, Picker};
 use crate::exchange::Policy;
 use crate::health::Outcome;
+use crate::log::human;
 use crate::metrics::TargetCounters;
 use crate::retry::backoff;
 use crate::upstream::Upstream;
-
-/// The longest an ejection lasts (unless `--eject-time` is longer).
-pub use crate::config::defaults::MAX_EJECTION;
 
 impl Worker {
     /// The retry settings the exchange machine applies.
@@ -152,18 +150,15 @@ impl Worker {
     /// `slot` answered below 500: its failures in a row start again.
     #[inline]
     fn target_succeeded(&self, slot: usize) {
-        self.picker.borrow_mut().succeeded(slot);
+        self.failure_streaks.borrow_mut().succeeded(slot);
     }
 
     /// `slot` failed a request: after `--eject-after` failures in a row on
     /// this worker it is ejected.
     fn target_failed(&self, slot: usize, why: Outcome) {
-        let after = self.shared.config.eject_after;
-        let count = self.picker.borrow_mut().failed(slot);
-        if after == 0 || count < after {
+        let Some(count) = self.failure_streaks.borrow_mut().failed(slot) else {
             return;
-        }
-        self.picker.borrow_mut().succeeded(slot);
+        };
         let gen = self.slot_gen(slot);
         let Some(ejection) = self.shared.targets.eject(slot, gen, Instant::now()) else {
             return;
