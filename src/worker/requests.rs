@@ -4,10 +4,9 @@
 //! Plus the worker's side of failure handling: failures in a row towards
 //! ejection, and the end of ejections (worker 0).
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use super::{Worker, HOUSEKEEPING};
+use super::Worker;
 use crate::balance::{Candidates, Picker};
 use crate::exchange::Policy;
 use crate::health::Outcome;
@@ -26,13 +25,6 @@ impl Worker {
         }
     }
 
-    /// The address of the target in `slot`, if the slot holds one.
-    pub fn target_addr(&self, slot: usize) -> Option<SocketAddr> {
-        self.view.borrow().slots[slot]
-            .as_ref()
-            .map(|s| s.target.addr)
-    }
-
     /// The target for the next attempt of a request that already went to
     /// `tried`.
     #[inline]
@@ -42,7 +34,7 @@ impl Worker {
         let now = self.coarse_now();
         let mut picker = self.picker.borrow_mut();
         if config.algorithm.times_latency() {
-            picker.set_clock(self.nanos_since_start(now));
+            picker.set_clock(self.clock.nanos_since_start(now));
         }
         let share = |slot| targets.slow_start_share(slot, targets.since_epoch(now));
         let candidates = Candidates {
@@ -68,11 +60,6 @@ impl Worker {
         granted
     }
 
-    /// Nanoseconds from the worker's start to `now`.
-    fn nanos_since_start(&self, now: Instant) -> u64 {
-        now.saturating_duration_since(self.started).as_nanos() as u64
-    }
-
     /// When an attempt's request is sent, for its latency (p2c-ewma only:
     /// no clock is read otherwise).
     #[inline]
@@ -84,7 +71,7 @@ impl Worker {
     pub fn observe_latency(&self, slot: usize, sent: Instant) {
         let now = Instant::now();
         let mut picker = self.picker.borrow_mut();
-        picker.set_clock(self.nanos_since_start(now));
+        picker.set_clock(self.clock.nanos_since_start(now));
         picker.observe_latency(slot, now.saturating_duration_since(sent).as_nanos() as u64);
     }
 
@@ -203,21 +190,15 @@ impl Worker {
         targets.end_slow_starts();
     }
 
-    /// The current second of this worker's clock (for the retry budget).
-    #[inline]
-    fn second(&self) -> u64 {
-        self.ticks.get() / (1000 / HOUSEKEEPING.as_millis() as u64)
-    }
-
     /// Counts a request in the retry budget.
     #[inline]
     pub fn record_request(&self) {
-        self.budget.borrow_mut().record_request(self.second());
+        self.budget.borrow_mut().record_request(self.clock.second());
     }
 
     /// Takes a retry from the budget; false (and counted) when it is spent.
     fn try_retry(&self) -> bool {
-        let granted = self.budget.borrow_mut().try_retry(self.second());
+        let granted = self.budget.borrow_mut().try_retry(self.clock.second());
         if !granted {
             if let Some(m) = self.metrics {
                 m.retries_refused.add(1);
@@ -228,7 +209,7 @@ impl Worker {
 
     /// Retries still allowed by the budget.
     pub fn retries_available(&self) -> u64 {
-        self.budget.borrow_mut().available(self.second())
+        self.budget.borrow_mut().available(self.clock.second())
     }
 
     /// The wait before retry number `retry` of a request.
@@ -238,6 +219,20 @@ impl Worker {
             self.shared.config.retry_backoff,
             &mut self.rng.borrow_mut(),
         )
+    }
+
+    /// Marks a target degraded after a failure seen on live traffic, and
+    /// logs the change (only the worker that flips the bit logs it).
+    fn degrade(&self, slot: usize, why: Outcome) {
+        if self.shared.targets.mark_degraded(slot) {
+            if let Some(s) = self.target(slot) {
+                log!(
+                    warn,
+                    "health: {} healthy -> degraded ({why})",
+                    s.target.name
+                );
+            }
+        }
     }
 }
 
