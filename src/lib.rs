@@ -13,10 +13,19 @@
 //!   cap fitted under it.
 //! - [`metrics`]: per-worker counters, summed and rendered for `/metrics`.
 //! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
-//! - [`worker`]: what a worker owns (picker, retry budget, connection pool,
-//!   spare buffers) and what all workers share (config, targets, bitmaps).
-//! - [`proxy`]: one client connection: read a head, take its body, forward
-//!   it with retries, relay the response; keep-alive and pipelining.
+//! - [`shared`]: what all workers share for the life of the process
+//!   (config, targets and their bitmaps, events, counters, log sink).
+//! - [`worker`]: what a worker owns, behind narrow doors: the request
+//!   path's (pick a target, `record` what an attempt came to, ask for a
+//!   retry, take and give back pooled connections), its view of the
+//!   targets, admission and drain, its coarse clock.
+//! - [`proxy`]: the monoio driver of one client connection: read a head,
+//!   take its body, perform what the [`exchange`] machine asks (connect,
+//!   send, stream, relay, answer), keep-alive, pipelining, parking, tunnels.
+//! - [`exchange`]: one request's life across its attempts as a plain state
+//!   machine: events in, actions out; every retry, replay, outcome and
+//!   answer rule in one file, tested with events alone. Pure code: no IO,
+//!   no clock.
 //! - [`targets`]: the set of targets in numbered slots, which a reload of
 //!   `--targets-file` changes while the workers run, and the shared bitmaps
 //!   that health checks and ejections write (as the [`health`] rules say);
@@ -33,18 +42,22 @@
 //!   learn them.
 //! - [`balance`]: the shared atomic health bitmap; the algorithms that pick
 //!   over it (round robin, smooth weighted, least connections, p2c over
-//!   peak-EWMA latency) and the per-worker picker that applies them with
-//!   the fallback and slow start. Pure code: no IO.
+//!   peak-EWMA latency), each one file and one arm of
+//!   [`balance::Algorithm`], and the per-worker picker that applies them
+//!   with the fallback and slow start. Pure code: no IO.
 //! - [`retry`]: the per-worker retry budget and the backoff between retries.
 //! - [`http`]: sans-IO HTTP/1.1: heads parsed in place with httparse into
-//!   offsets, body framing (length, chunked, until close), the errors the
-//!   balancer answers itself. Pure code: tested with byte slices.
+//!   offsets, body framing (length, chunked, until close), parse errors and
+//!   reason phrases. Pure code: tested with byte slices.
 //! - [`buffers`]: per-worker free lists of read buffers.
 //! - [`blocking`]: blocking work (a file read, a name lookup) run on a
 //!   thread of its own and awaited without blocking a worker's event loop.
 //! - [`stream`]: socket helpers over monoio's owned buffers: appending
 //!   reads, gathered writes, deadlines, the liveness peek.
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
+//!
+//! `http`, `balance`, `health` and `exchange` forbid `unsafe` and never name
+//! monoio, `std::net` or the clock (`tests/sans_io.rs` fails if they do).
 //!
 //! The hot path allocates nothing per request: heads are forwarded as slices
 //! of the buffer they were read into, and bodies stream through as raw bytes.

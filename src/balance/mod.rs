@@ -1,10 +1,11 @@
 //! Target selection: the shared health bitmap and, per worker, the ways to
 //! pick a target over it: round robin, smooth weighted round robin, weighted
 //! least connections, and power of two choices over peak-EWMA latency, each
-//! named in `algorithm.rs` (`--algorithm`); the picker that applies the
-//! chosen one with the fallback and slow start. Which targets are in
-//! rotation is decided in [`crate::health`]; this module only picks among
-//! them. A new algorithm is one file here and one arm in `algorithm.rs`.
+//! listed in `algorithm.rs` (its `--algorithm` name and the state it keeps);
+//! the picker that applies the chosen one with the fallback and slow start.
+//! Which targets are in rotation is decided in [`crate::health`]; this
+//! module only picks among them. A new algorithm is one file here and its
+//! arms in `algorithm.rs`.
 //! Pure code over atomics; no IO, no locks, no allocation when picking.
 //!
 //! A candidate is a slot whose health bit is set and that the request has

@@ -3,10 +3,8 @@
 //! the worker learns per target from live traffic (requests in flight,
 //! latency). Owned by one worker; pure code over the bitmaps.
 
-use super::{
-    next_healthy, Algorithm, HealthBitmap, LeastConnections, P2c, PeakEwma, RoundRobin,
-    SmoothWeighted, DEFAULT_DECAY_NS,
-};
+use super::algorithm::{Learnt, Selector};
+use super::{next_healthy, Algorithm, HealthBitmap, PeakEwma, DEFAULT_DECAY_NS};
 
 /// A new target's latency estimate for p2c-ewma, before its first answer:
 /// 1 ms, so that it is neither shunned nor flooded.
@@ -29,11 +27,8 @@ pub struct Candidates<'a> {
 /// Slow start weighs a target by its share: with `n` targets, one of them
 /// at share `s` gets `s / (n - 1 + s)` of the picks.
 pub struct Picker {
-    algorithm: Algorithm,
-    rr: RoundRobin,
-    weighted: SmoothWeighted,
-    least: LeastConnections,
-    p2c: P2c,
+    /// The chosen algorithm's state.
+    selector: Selector,
     /// Targets' weights, as this worker last saw the set.
     weights: Vec<u32>,
     /// Latency estimates per target (p2c-ewma only), and the clock they
@@ -50,11 +45,7 @@ impl Picker {
     /// A picker for `slots` targets; `start` spreads workers' first picks.
     pub fn new(algorithm: Algorithm, slots: usize, start: usize) -> Picker {
         Picker {
-            algorithm,
-            rr: RoundRobin::new(start),
-            weighted: SmoothWeighted::new(slots),
-            least: LeastConnections::new(start),
-            p2c: P2c::new(start as u64),
+            selector: algorithm.selector(slots, start),
             weights: vec![1; slots],
             ewma: vec![PeakEwma::new(INITIAL_LATENCY_NS, 0); slots],
             now_ns: 0,
@@ -66,7 +57,7 @@ impl Picker {
     /// Forgets what was learnt about a slot (another target took it).
     pub fn reset(&mut self, slot: usize) {
         self.slow_credit[slot] = 0.0;
-        self.weighted.reset(slot);
+        self.selector.reset(slot);
         self.ewma[slot] = PeakEwma::new(INITIAL_LATENCY_NS, self.now_ns);
     }
 
@@ -110,21 +101,13 @@ impl Picker {
 
     #[inline]
     fn pick_in(&mut self, set: &HealthBitmap, tried: &[u32]) -> Option<usize> {
-        match self.algorithm {
-            Algorithm::RoundRobin => self.rr.pick(set, tried),
-            Algorithm::Weighted => self.weighted.pick(set, &self.weights, tried),
-            Algorithm::LeastConnections => {
-                self.least.pick(set, &self.in_flight, &self.weights, tried)
-            }
-            Algorithm::P2cEwma => self.p2c.pick(
-                set,
-                &self.ewma,
-                &self.in_flight,
-                self.now_ns,
-                DEFAULT_DECAY_NS,
-                tried,
-            ),
-        }
+        let learnt = Learnt {
+            weights: &self.weights,
+            in_flight: &self.in_flight,
+            ewma: &self.ewma,
+            now_ns: self.now_ns,
+        };
+        self.selector.pick(set, &learnt, tried)
     }
 
     /// `first` is in slow start: it takes its turn only as often as its
