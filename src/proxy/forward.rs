@@ -81,8 +81,9 @@ struct Driver<'w> {
     upstream: Option<Upstream>,
     /// The final response head at the start of `resp`, once read.
     response: Option<ResponseHead>,
-    /// A whole 500 kept while another target is tried.
-    kept: Option<(ResponseHead, BytesMut)>,
+    /// A whole 500 kept while another target is tried (boxed: rare, and
+    /// it would make every connection's task larger).
+    kept: Option<Box<(ResponseHead, BytesMut)>>,
     /// The target of the attempt in progress (counted as in flight).
     attempt: Option<usize>,
     /// When the attempt's request was sent (for p2c-ewma's latency).
@@ -202,8 +203,8 @@ impl Driver<'_> {
         if self.sent_at.is_none() {
             self.sent_at = worker.latency_start();
         }
-        let request = (&self.head, &self.req, &conn.xff);
-        if let Err(fail) = send::send_head(worker, &mut conn.timer, up, request, &self.body).await {
+        let request = (&self.head, &self.req);
+        if let Err(fail) = send::send_head(worker, conn, up, request, &self.body).await {
             return Event::SendFailed(fail);
         }
         self.until = worker.soon(worker.config().response_timeout);
@@ -241,7 +242,7 @@ impl Driver<'_> {
             return false;
         }
         let kept = self.resp.split();
-        self.kept = Some((head, kept));
+        self.kept = Some(Box::new((head, kept)));
         self.resp.reserve(RESPONSE_BUF);
         true
     }
@@ -271,7 +272,7 @@ impl Driver<'_> {
 
     /// Relays the whole 500 kept from an earlier attempt.
     async fn relay_kept(&mut self, conn: &mut ClientConn<'_>, target: usize) -> Next {
-        let (head, mut buf) = self.kept.take().expect("no response kept");
+        let (head, mut buf) = *self.kept.take().expect("no response kept");
         (self.status, self.answered_by) = (head.status, Some(target));
         relay(conn, &self.req, head, &mut buf, None, false, self.worker)
             .await

@@ -59,7 +59,11 @@ pub struct ClientConn<'t> {
     /// Bytes received and not yet forwarded: a head, body bytes, or the next
     /// pipelined requests.
     buf: BytesMut,
-    /// Parts of the next gathered write (heads as slices of their buffers).
+    /// Parts of the task's next gathered write, to whichever side it
+    /// writes next (a request head and body to the target, a response head
+    /// and body to the client), as slices of the buffers they were read
+    /// into. One per connection task, so that its vectors are allocated
+    /// once; the same goes for `timer`.
     out: Gather,
     xff: ForwardedFor,
     /// The list of tried targets that each request's exchange borrows, so
@@ -68,7 +72,8 @@ pub struct ClientConn<'t> {
     /// Cancels the read that waits for the next request, to park the
     /// connection without losing what that read may have received.
     canceller: Canceller,
-    /// The deadline of the operation in progress, on either side.
+    /// The deadline of the task's operation in progress, on either side
+    /// (one pinned timer per task: a timer per operation would allocate).
     timer: Timer<'t>,
     /// The client's address, for the access log.
     peer: IpAddr,

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use bytes::{Buf, Bytes, BytesMut};
 
 use super::body::RequestBody;
-use super::head::{push_request_head, ForwardedFor};
+use super::head::push_request_head;
 use super::ClientConn;
 use crate::exchange::{ClientFail, ConnectFail, Event, SendFail};
 use crate::http::{parse_response, BodyProgress, RequestHead, ResponseHead};
@@ -52,19 +52,17 @@ pub(super) async fn open(
 /// streamed one). `NotSent` when not a byte went out.
 pub(super) async fn send_head(
     worker: &Worker,
-    timer: &mut Timer<'_>,
+    conn: &mut ClientConn<'_>,
     up: &mut Upstream,
-    (head, req, xff): (&Bytes, &RequestHead, &ForwardedFor),
+    (head, req): (&Bytes, &RequestHead),
     body: &RequestBody,
 ) -> Result<(), SendFail> {
-    let (stream, out) = up.writer();
-    push_request_head(out, head, req, xff);
+    let out = &mut conn.out;
+    push_request_head(out, head, req, &conn.xff);
     out.push(body.first());
-    let write = async { Ok(write_gather_counted(stream, out).await) };
-    match timer
-        .run(worker.soon(worker.config().idle_timeout), write)
-        .await
-    {
+    let write = async { Ok(write_gather_counted(up.stream(), out).await) };
+    let until = worker.soon(worker.config().idle_timeout);
+    match conn.timer.run(until, write).await {
         Ok(Ok(())) => Ok(()),
         Ok(Err(WriteFail { partial: false, .. })) => Err(SendFail::NotSent),
         // Part of it, or all of it, may have reached the target.
@@ -184,9 +182,8 @@ pub(super) async fn pump(
             Ok(None) => return Event::Pumped,
             Err(fail) => return Event::ClientFailed(fail),
         };
-        let (stream, out) = up.writer();
-        out.push(piece);
-        let write = write_gather(stream, out);
+        conn.out.push(piece);
+        let write = write_gather(up.stream(), &mut conn.out);
         if conn.timer.run(worker.soon(idle), write).await.is_err() {
             return Event::SendFailed(SendFail::Upstream);
         }

@@ -38,15 +38,11 @@ use std::task::{Context, Waker};
 
 use monoio::net::TcpStream;
 
-use crate::stream::{is_idle_and_open, Gather};
+use crate::stream::is_idle_and_open;
 
 /// A connection to a target.
 pub struct Upstream {
     stream: TcpStream,
-    /// The parts of the next gathered write to the target (a request head
-    /// as slices of the client's buffer, a body), kept with the connection
-    /// so that its vectors are allocated once per connection.
-    out: Gather,
     /// Made when the connection is first pooled, then armed again each time
     /// it goes back (without allocating).
     watch: Option<Box<dyn Watch>>,
@@ -56,7 +52,6 @@ impl Upstream {
     pub fn new(stream: TcpStream) -> Upstream {
         Upstream {
             stream,
-            out: Gather::default(),
             watch: None,
         }
     }
@@ -64,12 +59,6 @@ impl Upstream {
     #[inline]
     pub fn stream(&mut self) -> &mut TcpStream {
         &mut self.stream
-    }
-
-    /// The stream, with the gathered write to send on it.
-    #[inline]
-    pub fn writer(&mut self) -> (&mut TcpStream, &mut Gather) {
-        (&mut self.stream, &mut self.out)
     }
 
     /// The stream alone, for a tunnel (it will not be pooled again).
