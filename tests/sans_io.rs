@@ -40,19 +40,34 @@ fn rust_files(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// The non-test code of a file, without comments: everything before its
-/// `#[cfg(test)]` module, minus `//` comment lines. A file that is a test
-/// module (`tests.rs`) has none.
+/// inline `#[cfg(test)] mod tests { ... }` (which ends the file), minus a
+/// `#[cfg(test)] mod tests;` declaration and `//` comment lines. A file
+/// that is a test module (`tests.rs`) has none.
 fn code(path: &Path) -> Vec<(usize, String)> {
     if path.file_name().is_some_and(|n| n == "tests.rs") {
         return Vec::new();
     }
     let text = fs::read_to_string(path).unwrap();
-    text.lines()
-        .enumerate()
-        .take_while(|(_, line)| line.trim() != "#[cfg(test)]")
-        .filter(|(_, line)| !line.trim_start().starts_with("//"))
-        .map(|(i, line)| (i + 1, line.to_string()))
-        .collect()
+    let lines: Vec<&str> = text.lines().collect();
+    let mut code = Vec::new();
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i].trim();
+        if line == "#[cfg(test)]" {
+            match lines.get(i + 1).map(|l| l.trim()) {
+                Some(next) if next.starts_with("mod ") && next.ends_with(';') => {
+                    i += 2;
+                    continue;
+                }
+                _ => break,
+            }
+        }
+        if !line.starts_with("//") {
+            code.push((i + 1, lines[i].to_string()));
+        }
+        i += 1;
+    }
+    code
 }
 
 fn src() -> PathBuf {
