@@ -15,7 +15,7 @@ use crate::health::Standing;
 use crate::http::{self, reason_phrase};
 use crate::shared::Shared;
 use crate::stream::{deadline, read_more, write_all};
-use crate::targets::reload;
+use crate::upstream::prober;
 
 /// How long a client of the admin endpoint may take to send its request.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(5);
@@ -63,7 +63,7 @@ async fn handle(mut stream: TcpStream, shared: &'static Shared) {
                 answer(200, "text/plain", &targets_text(shared))
             }
         }
-        ("POST", "/reload") => match reload::run(shared).await {
+        ("POST", "/reload") => match prober::reload(shared).await {
             Ok(change) => answer(
                 200,
                 "text/plain",

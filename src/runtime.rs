@@ -18,7 +18,6 @@ use crate::fd_limit;
 use crate::proxy;
 use crate::shared::Shared;
 use crate::signals;
-use crate::targets::reload;
 use crate::upstream::prober;
 use crate::worker::Worker;
 
@@ -289,7 +288,7 @@ fn worker_main(
             prober::run_round(shared, true).await;
             let _ = tx.send(Started::Probed);
             monoio::spawn(prober::run(shared));
-            monoio::spawn(reload::watch_sighup(shared));
+            monoio::spawn(prober::reload_on_sighup(shared));
         }
         drop(tx);
         // Blocks this thread before it serves anything: nothing else runs here yet.

@@ -60,7 +60,7 @@ pub struct Events {
     /// SIGTERM or SIGINT: stop accepting, drain, exit.
     pub shutdown: Notify,
     /// SIGHUP: read the targets file again (`POST /reload` does not raise
-    /// it, but calls [`crate::targets::reload::run`] itself).
+    /// it, but calls [`crate::upstream::prober::reload`] itself).
     pub reload: Notify,
 }
 

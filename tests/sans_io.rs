@@ -134,3 +134,81 @@ fn sans_io_modules_import_only_their_own_layer() {
         found.join("\n")
     );
 }
+
+/// Every `crate::<module>` a file's code names, by top-level module.
+fn imports() -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let mut graph = std::collections::BTreeMap::<String, std::collections::BTreeSet<String>>::new();
+    for file in rust_files(&src()) {
+        let rel = file.strip_prefix(src()).unwrap();
+        let first = rel
+            .components()
+            .next()
+            .unwrap()
+            .as_os_str()
+            .to_string_lossy();
+        let module = first.trim_end_matches(".rs").to_string();
+        if ["main", "lib", "bin"].contains(&module.as_str()) {
+            continue;
+        }
+        for (_, line) in code(&file) {
+            let mut names = Vec::new();
+            let mut rest = line.as_str();
+            while let Some(at) = rest.find("crate::") {
+                rest = &rest[at + "crate::".len()..];
+                if let Some(group) = rest.strip_prefix('{') {
+                    // `use crate::{a::X, b};`
+                    let group = group.split('}').next().unwrap_or("");
+                    names.extend(group.split(',').map(|p| p.trim().to_string()));
+                } else {
+                    names.push(rest.to_string());
+                }
+            }
+            for name in names {
+                let name: String = name
+                    .chars()
+                    .take_while(|c| c.is_alphanumeric() || *c == '_')
+                    .collect();
+                if !name.is_empty() && name != module {
+                    graph.entry(module.clone()).or_default().insert(name);
+                }
+            }
+        }
+    }
+    graph
+}
+
+#[test]
+fn modules_import_each_other_in_one_direction_only() {
+    let graph = imports();
+    // Depth-first search for a path back to where it started.
+    fn back_to(
+        graph: &std::collections::BTreeMap<String, std::collections::BTreeSet<String>>,
+        start: &str,
+        at: &str,
+        path: &mut Vec<String>,
+    ) -> bool {
+        for next in graph.get(at).into_iter().flatten() {
+            if next == start {
+                path.push(next.clone());
+                return true;
+            }
+            if path.contains(next) {
+                continue;
+            }
+            path.push(next.clone());
+            if back_to(graph, start, next, path) {
+                return true;
+            }
+            path.pop();
+        }
+        false
+    }
+    for module in graph.keys() {
+        let mut path = vec![module.clone()];
+        assert!(
+            !back_to(&graph, module, module, &mut path),
+            "modules import each other in a circle: {}",
+            path.join(" -> ")
+        );
+    }
+}

@@ -2,8 +2,8 @@
 //! checked together: each resolved, none given twice, at least one, at most
 //! `--max-targets`.
 
-use super::resolve::{read_targets_file, resolve_backend};
 use super::{Config, ConfigError};
+use crate::targets::resolve::{read_targets_file, resolve_backend};
 use crate::targets::{parse_target, Target};
 
 fn err<T>(msg: String) -> Result<T, ConfigError> {

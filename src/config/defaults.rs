@@ -14,7 +14,7 @@ use crate::log::Level;
 pub const BIND: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 /// A target's `,weight=N` when it has none.
-pub const WEIGHT: u32 = 1;
+pub const WEIGHT: u32 = crate::targets::DEFAULT_WEIGHT;
 
 /// `--algorithm`.
 pub const ALGORITHM: Algorithm = Algorithm::RoundRobin;

@@ -26,14 +26,13 @@ mod duration;
 mod flag;
 mod flags;
 mod parse;
-mod resolve;
 mod settings;
 mod usage;
 mod value;
 
+pub use crate::targets::resolve::{read_targets_file, resolve_backend};
 pub use duration::parse_duration;
 pub use parse::parse_args;
-pub use resolve::{read_targets_file, resolve_backend};
 pub use usage::usage;
 
 /// Everything the balancer needs to run, validated.

@@ -6,10 +6,10 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::duration::parse_duration;
-use super::resolve::resolve;
 use super::{ConfigError, LogDestination};
 use crate::balance::Algorithm;
 use crate::log::Level;
+use crate::targets::resolve::resolve;
 
 /// The value of the flag just read, not yet taken from the command line.
 pub struct FlagValue<'a> {

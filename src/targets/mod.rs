@@ -18,6 +18,7 @@ use crate::balance::HealthBitmap;
 use crate::health::{HealthRecord, Rules};
 
 pub mod reload;
+pub mod resolve;
 mod standing;
 
 pub use standing::Ejection;
@@ -37,6 +38,10 @@ pub struct Target {
 /// Largest `weight=` a target may have.
 pub const MAX_WEIGHT: u32 = 1000;
 
+/// A target's weight when it has no `,weight=N` (listed with every other
+/// default in `config::defaults`).
+pub const DEFAULT_WEIGHT: u32 = 1;
+
 impl Target {
     /// Whether `other` is the same server (weights aside).
     pub fn same(&self, other: &Target) -> bool {
@@ -53,7 +58,7 @@ pub fn parse_target(
         Some((name, options)) => (name, Some(options)),
         None => (spec, None),
     };
-    let mut weight = crate::config::defaults::WEIGHT;
+    let mut weight = DEFAULT_WEIGHT;
     for option in options.into_iter().flat_map(|o| o.split(',')) {
         let bad = || format!("'{spec}': '{option}' is not weight=N with N from 1 to {MAX_WEIGHT}");
         let n = option.strip_prefix("weight=").ok_or_else(bad)?;
@@ -124,7 +129,9 @@ struct Table {
 
 impl Targets {
     /// A set of `capacity` slots holding the `-b` targets and then the
-    /// file's, all degraded until checked.
+    /// file's, all degraded until checked, with the default health rules
+    /// (for tests).
+    #[cfg(test)]
     pub fn new(fixed: Vec<Target>, from_file: Vec<Target>, capacity: usize) -> Targets {
         Targets::with_rules(fixed, from_file, capacity, crate::config::defaults::rules())
     }

@@ -4,22 +4,12 @@
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use super::{Change, Target};
-use crate::blocking::off_thread;
-use crate::config::read_targets_file;
-use crate::shared::Shared;
-use crate::signals::Notify;
-use crate::upstream::prober;
+use std::path::Path;
 
-/// Reloads `--targets-file` each time a SIGHUP is raised. Runs on worker 0
-/// for the life of the process, with or without `--admin`.
-pub async fn watch_sighup(shared: &'static Shared) {
-    let mut seen = 0;
-    loop {
-        seen = shared.events.reload.after(seen).await;
-        let _ = run(shared).await;
-    }
-}
+use super::resolve::read_targets_file;
+use super::{Change, Target, Targets};
+use crate::blocking::off_thread;
+use crate::signals::Notify;
 
 /// Keeps reloads in line: one at a time, in the order they were asked, so
 /// that the file read last is the one applied last even when two reloads
@@ -56,45 +46,42 @@ impl Drop for Turn<'_> {
     }
 }
 
-/// Reads the targets file again and applies it; a bad file is refused whole
-/// and the running set stays. Targets that joined are checked at once.
+/// Reads the targets file again and applies it to `targets`; a bad file is
+/// refused whole and the running set stays. The slots of the targets that
+/// joined are in the `Change` (the caller has them checked at once).
 ///
 /// The file is read, and its names resolved, on a thread of its own: both
 /// can block for seconds (a slow mount, a slow DNS server), and this runs
 /// on worker 0, which also serves clients. What the thread read is applied
 /// back here, after the reloads asked before this one ([`Reloads`]).
-pub async fn run(shared: &'static Shared) -> Result<Change, String> {
-    let result = {
-        let _turn = shared.reloads.turn().await;
-        let result = match read_off_thread(shared).await {
-            Ok(wanted) => shared.targets.replace_file_targets(wanted),
-            Err(e) => Err(e),
-        };
-        match &result {
-            Ok(change) => log!(
-                info,
-                "reload: {} added [{}], {} removed [{}], {} kept",
-                change.added.len(),
-                change.added.join(", "),
-                change.removed.len(),
-                change.removed.join(", "),
-                change.kept
-            ),
-            Err(e) => log!(warn, "reload refused, the running set stays: {e}"),
-        }
-        result
+pub async fn run(
+    targets: &Targets,
+    reloads: &Reloads,
+    file: Option<&Path>,
+) -> Result<Change, String> {
+    let _turn = reloads.turn().await;
+    let result = match read_off_thread(file).await {
+        Ok(wanted) => targets.replace_file_targets(wanted),
+        Err(e) => Err(e),
     };
-    if let Ok(change) = &result {
-        if !change.added.is_empty() {
-            prober::check_slots(shared, &change.added_slots).await;
-        }
+    match &result {
+        Ok(change) => log!(
+            info,
+            "reload: {} added [{}], {} removed [{}], {} kept",
+            change.added.len(),
+            change.added.join(", "),
+            change.removed.len(),
+            change.removed.join(", "),
+            change.kept
+        ),
+        Err(e) => log!(warn, "reload refused, the running set stays: {e}"),
     }
     result
 }
 
-/// Reads and resolves `--targets-file` on a thread of its own.
-async fn read_off_thread(shared: &Shared) -> Result<Vec<Target>, String> {
-    let Some(path) = shared.config.targets_file.clone() else {
+/// Reads and resolves the targets file on a thread of its own.
+async fn read_off_thread(file: Option<&Path>) -> Result<Vec<Target>, String> {
+    let Some(path) = file.map(Path::to_path_buf) else {
         return Err("no --targets-file to reload".to_string());
     };
     off_thread("reload", move || read_targets_file(&path))

@@ -14,6 +14,7 @@ use crate::health::{CheckAnswer, CheckOutcome};
 use crate::http::parse_response;
 use crate::shared::Shared;
 use crate::stream::{connect, deadline, read_more, write_all, IoFail};
+use crate::targets::{reload, Change};
 
 /// Largest health-check response head read.
 const MAX_CHECK_HEAD: usize = 16 * 1024;
@@ -143,5 +144,27 @@ pub async fn run(shared: &'static Shared) {
     loop {
         monoio::time::sleep(shared.config.health_interval).await;
         run_round(shared, false).await;
+    }
+}
+
+/// Reloads `--targets-file` (SIGHUP or `POST /reload`, one at a time, see
+/// `targets::reload`) and checks the targets that joined at once, so that
+/// they go into rotation without waiting for the next round.
+pub async fn reload(shared: &'static Shared) -> Result<Change, String> {
+    let file = shared.config.targets_file.as_deref();
+    let change = reload::run(&shared.targets, &shared.reloads, file).await?;
+    if !change.added.is_empty() {
+        check_slots(shared, &change.added_slots).await;
+    }
+    Ok(change)
+}
+
+/// Reloads each time a SIGHUP is raised. Runs on worker 0 for the life of
+/// the process, with or without `--admin`.
+pub async fn reload_on_sighup(shared: &'static Shared) {
+    let mut seen = 0;
+    loop {
+        seen = shared.events.reload.after(seen).await;
+        let _ = reload(shared).await;
     }
 }

@@ -1,10 +1,11 @@
-//! Target addresses: `host:port` split and resolved once, and the targets
-//! file read and parsed.
+//! Names to addresses: `host:port` split and resolved (once, for now), and
+//! the targets file read and parsed. The command line uses it for `-b`,
+//! `--targets-file` and its listen addresses; reloads for the file.
 
 use std::net::{IpAddr, SocketAddr, ToSocketAddrs};
 use std::path::Path;
 
-use crate::targets::{parse_targets_file, Target};
+use super::{parse_targets_file, Target};
 
 /// Splits `host:port` (or `[v6]:port`) and resolves it once.
 pub fn resolve_backend(spec: &str) -> Result<SocketAddr, String> {
@@ -20,7 +21,7 @@ pub fn read_targets_file(path: &Path) -> Result<Vec<Target>, String> {
 }
 
 /// Resolves `host:port`; port 0 only when `any_port`.
-pub(super) fn resolve(spec: &str, any_port: bool) -> Result<SocketAddr, String> {
+pub fn resolve(spec: &str, any_port: bool) -> Result<SocketAddr, String> {
     let bad = || format!("'{spec}' is not host:port");
     let (host, port) = spec.rsplit_once(':').ok_or_else(bad)?;
     if host.is_empty() || port.is_empty() {
