@@ -32,7 +32,8 @@
 //!   reloads (SIGHUP or `POST /reload`), one at a time, reading the file on
 //!   a thread of their own.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
-//!   the prober that writes the health bitmap.
+//!   the prober that writes the health bitmap (and checks at once the
+//!   targets a reload added).
 //! - [`access_log`]: one line per request, buffered per worker.
 //! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
 //! - [`health`]: every health rule, once: what a check's answer means, rise
@@ -57,7 +58,8 @@
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
 //!
 //! `http`, `balance`, `health` and `exchange` forbid `unsafe` and never name
-//! monoio, `std::net` or the clock (`tests/sans_io.rs` fails if they do).
+//! monoio, `std::net` or the clock; and no module imports one that imports
+//! it back (`tests/sans_io.rs` fails on either).
 //!
 //! The hot path allocates nothing per request: heads are forwarded as slices
 //! of the buffer they were read into, and bodies stream through as raw bytes.
