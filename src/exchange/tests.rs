@@ -66,6 +66,19 @@ fn record(target: usize, outcome: Outcome) -> Action {
     Action::Record { target, outcome }
 }
 
+fn answer(answer: Answer, close: bool) -> Action {
+    Action::Answer { answer, close }
+}
+
+/// The events of an attempt on `target` up to the request written.
+fn sent(target: usize, reused: bool) -> Vec<Event> {
+    vec![
+        Event::Picked(Some(target)),
+        Event::Connected { reused },
+        Event::Sent,
+    ]
+}
+
 #[test]
 fn a_200_is_relayed_and_recorded() {
     let mut ex = Exchange::new(POLICY, get(), Vec::new());
@@ -93,10 +106,7 @@ fn no_target_to_pick_is_503_no_healthy_target() {
     let actions = drive(&mut ex, &[Event::Picked(None)]);
     assert_eq!(
         actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::NoHealthyTarget,
-            close: false
-        })
+        Some(&answer(Answer::NoHealthyTarget, false))
     );
 }
 
@@ -169,10 +179,7 @@ fn a_500_not_kept_whole_leaves_502_every_target_tried_failed() {
     let actions = drive(&mut ex, &events);
     assert_eq!(
         actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::AllTargetsFailed,
-            close: false
-        })
+        Some(&answer(Answer::AllTargetsFailed, false))
     );
 }
 
@@ -193,10 +200,7 @@ fn a_refused_connect_is_recorded_and_retried_whatever_the_method() {
         assert!(actions.contains(&Action::AskRetry { from: 0 }));
         assert_eq!(
             actions.last(),
-            Some(&Action::Answer {
-                answer: Answer::TargetUnreachable,
-                close: false
-            })
+            Some(&answer(Answer::TargetUnreachable, false))
         );
     }
 }
@@ -212,13 +216,7 @@ fn a_connect_timeout_is_retried_and_is_504_when_nothing_else_answers() {
     ];
     let actions = drive(&mut ex, &events);
     assert!(actions.contains(&record(0, Outcome::ConnectTimeout)));
-    assert_eq!(
-        actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::TargetTimeout,
-            close: false
-        })
-    );
+    assert_eq!(actions.last(), Some(&answer(Answer::TargetTimeout, false)));
 }
 
 #[test]
@@ -313,10 +311,7 @@ fn no_answer_after_the_request_went_out_is_retried_only_when_idempotent() {
     let actions = drive(&mut ex, &events);
     assert_eq!(
         actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::TargetUnreachable,
-            close: false
-        })
+        Some(&answer(Answer::TargetUnreachable, false))
     );
     assert!(!actions.iter().any(|a| matches!(a, Action::AskRetry { .. })));
 }
@@ -378,45 +373,26 @@ fn a_post_on_a_pooled_connection_is_peeked_at_and_a_get_is_not() {
 }
 
 #[test]
-fn a_response_timeout_is_504_and_not_retried() {
-    let mut ex = Exchange::new(POLICY, get(), Vec::new());
-    let events = [
-        Event::Picked(Some(0)),
-        Event::Connected { reused: true },
-        Event::Sent,
-        Event::SendFailed(SendFail::TimedOut),
-        Event::Done,
-    ];
-    let actions = drive(&mut ex, &events);
-    assert!(actions.contains(&record(0, Outcome::ResponseTimeout)));
-    assert_eq!(
-        actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::TargetTimeout,
-            close: false
-        })
-    );
-}
-
-#[test]
-fn an_invalid_response_is_502_and_not_retried() {
-    let mut ex = Exchange::new(POLICY, get(), Vec::new());
-    let events = [
-        Event::Picked(Some(0)),
-        Event::Connected { reused: true },
-        Event::Sent,
-        Event::SendFailed(SendFail::Invalid),
-        Event::Done,
-    ];
-    let actions = drive(&mut ex, &events);
-    assert!(actions.contains(&record(0, Outcome::InvalidResponse)));
-    assert_eq!(
-        actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::BadResponse,
-            close: false
-        })
-    );
+fn a_response_timeout_is_504_and_an_invalid_response_502_neither_retried() {
+    for (fail, outcome, expected) in [
+        (
+            SendFail::TimedOut,
+            Outcome::ResponseTimeout,
+            Answer::TargetTimeout,
+        ),
+        (
+            SendFail::Invalid,
+            Outcome::InvalidResponse,
+            Answer::BadResponse,
+        ),
+    ] {
+        let mut ex = Exchange::new(POLICY, get(), Vec::new());
+        let mut events = sent(0, true);
+        events.extend([Event::SendFailed(fail), Event::Done]);
+        let actions = drive(&mut ex, &events);
+        assert!(actions.contains(&record(0, outcome)));
+        assert_eq!(actions.last(), Some(&answer(expected, false)));
+    }
 }
 
 #[test]
@@ -472,13 +448,7 @@ fn a_target_failing_while_a_body_streams_to_it_is_502_and_the_client_closes() {
     ];
     let actions = drive(&mut ex, &events);
     assert!(actions.contains(&record(0, Outcome::Broken)));
-    assert_eq!(
-        actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::TargetFailed,
-            close: true
-        })
-    );
+    assert_eq!(actions.last(), Some(&answer(Answer::TargetFailed, true)));
 }
 
 #[test]
@@ -499,10 +469,7 @@ fn no_answer_after_part_of_a_streamed_body_went_out_is_502_and_closes_even_for_a
     let actions = drive(&mut ex, &events);
     assert_eq!(
         actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::TargetUnreachable,
-            close: true
-        })
+        Some(&answer(Answer::TargetUnreachable, true))
     );
 }
 
@@ -632,10 +599,7 @@ fn no_retries_means_one_attempt() {
     assert!(actions.contains(&record(0, Outcome::ConnectFailed)));
     assert_eq!(
         actions.last(),
-        Some(&Action::Answer {
-            answer: Answer::TargetUnreachable,
-            close: false
-        })
+        Some(&answer(Answer::TargetUnreachable, false))
     );
 }
 
