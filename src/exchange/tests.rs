@@ -612,3 +612,11 @@ fn the_tried_list_is_reused_and_starts_empty() {
     let ex = Exchange::new(POLICY, get(), tried);
     assert!(ex.tried().is_empty());
 }
+
+#[test]
+#[should_panic(expected = "exchange: Sent in Picking")]
+fn an_event_the_last_action_cannot_have_led_to_is_caught_in_tests() {
+    let mut ex = Exchange::new(POLICY, get(), Vec::new());
+    ex.next(Event::Start);
+    ex.next(Event::Sent);
+}
