@@ -249,8 +249,16 @@ fn connection_idle_for_less_than_the_parking_delay_is_closed_too() {
 #[test]
 fn connection_that_never_sent_a_request_is_closed_too() {
     let target = Backend::start("a");
-    let mut lb = start_balancer(&[&target], &[]);
+    let mut lb = start_admin(&[&target], &[]);
     let mut silent = Client::connect(lb.addr());
+    // Accepted, not only queued: a connection still in the listener's
+    // queue when the listener closes is reset by the kernel (handing the
+    // queue over is issue 13's), and that race is not this test's subject.
+    let open = "lb_worker_open_connections{worker=\"0\"}";
+    assert!(
+        wait_for(WAIT, || Scrape::take(&lb).get(open) >= 1.0),
+        "the silent connection was never accepted"
+    );
     assert_shutdown_closes(&mut lb, &mut silent, "silent connection");
     assert_eq!(target.requests(), 0);
 }
