@@ -13,6 +13,8 @@
 //!   cap fitted under it.
 //! - [`metrics`]: per-worker counters, summed and rendered for `/metrics`.
 //! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
+//! - [`systemd`]: `READY=1`, `RELOADING=1` and `STOPPING=1` to
+//!   `$NOTIFY_SOCKET`, for a `Type=notify` unit.
 //! - [`shared`]: what all workers share for the life of the process
 //!   (config, targets and their bitmaps, events, counters, log sink).
 //! - [`worker`]: what a worker owns, behind narrow doors: the request
@@ -84,6 +86,7 @@ pub mod runtime;
 pub mod shared;
 pub mod signals;
 pub mod stream;
+pub mod systemd;
 pub mod targets;
 pub mod upstream;
 pub mod worker;

@@ -159,6 +159,7 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     }
     log!(notice, "{line}");
     go.wait();
+    crate::systemd::ready(&line);
     Ok(Running { listen, threads })
 }
 

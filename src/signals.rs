@@ -117,6 +117,7 @@ pub fn spawn_listener(events: &'static Events) -> std::io::Result<()> {
                             "SIGTERM"
                         };
                         log!(info, "shutdown: {name} received, draining");
+                        crate::systemd::stopping();
                         events.shutdown.raise();
                     }
                 }

@@ -150,13 +150,20 @@ pub async fn run(shared: &'static Shared) {
 /// Reloads `--targets-file` (SIGHUP or `POST /reload`, one at a time, see
 /// `targets::reload`) and checks the targets that joined at once, so that
 /// they go into rotation without waiting for the next round.
+///
+/// systemd hears `RELOADING=1` as it begins and `READY=1` as it ends, done
+/// or refused.
 pub async fn reload(shared: &'static Shared) -> Result<Change, String> {
+    crate::systemd::reloading();
     let file = shared.config.targets_file.as_deref();
-    let change = reload::run(&shared.targets, &shared.reloads, file).await?;
-    if !change.added.is_empty() {
-        check_slots(shared, &change.added_slots).await;
+    let result = reload::run(&shared.targets, &shared.reloads, file).await;
+    if let Ok(change) = &result {
+        if !change.added.is_empty() {
+            check_slots(shared, &change.added_slots).await;
+        }
     }
-    Ok(change)
+    crate::systemd::reloaded();
+    result
 }
 
 /// Reloads each time a SIGHUP is raised. Runs on worker 0 for the life of
