@@ -13,6 +13,8 @@
 //!   cap fitted under it.
 //! - [`metrics`]: per-worker counters, summed and rendered for `/metrics`.
 //! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
+//! - [`proxy_protocol`]: the PROXY protocol header (v1, v2) an L4 balancer
+//!   in front sends first (`--proxy-protocol`). Pure code: no IO.
 //! - [`systemd`]: `READY=1`, `RELOADING=1` and `STOPPING=1` to
 //!   `$NOTIFY_SOCKET`, for a `Type=notify` unit.
 //! - [`shared`]: what all workers share for the life of the process
@@ -59,7 +61,8 @@
 //!   reads, gathered writes, deadlines, the liveness peek.
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
 //!
-//! `http`, `balance`, `health` and `exchange` forbid `unsafe` and never name
+//! `http`, `balance`, `health`, `exchange` and `proxy_protocol` forbid
+//! `unsafe` and never name
 //! monoio, `std::net` or the clock; and no module imports one that imports
 //! it back (`tests/sans_io.rs` fails on either).
 //!
@@ -81,6 +84,7 @@ pub mod health;
 pub mod http;
 pub mod metrics;
 pub mod proxy;
+pub mod proxy_protocol;
 pub mod retry;
 pub mod runtime;
 pub mod shared;

@@ -114,6 +114,8 @@ pub struct WorkerMetrics {
     pub body_timeouts: Counter,
     /// Request header fields dropped for an `_` in their name.
     pub underscored_dropped: Counter,
+    /// Connections closed for a missing or invalid PROXY header.
+    pub proxy_header_refused: Counter,
     /// Request durations: per bucket (not cumulative; the last is +Inf).
     durations: [Counter; BUCKETS_US.len() + 1],
     duration_sum_us: Counter,
@@ -131,6 +133,7 @@ impl WorkerMetrics {
             replay_bytes: Counter::default(),
             body_timeouts: Counter::default(),
             underscored_dropped: Counter::default(),
+            proxy_header_refused: Counter::default(),
             durations: Default::default(),
             duration_sum_us: Counter::default(),
         }

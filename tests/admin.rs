@@ -11,7 +11,7 @@ use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Every metric family `/metrics` exposes, with its type.
-const FAMILIES: [(&str, &str); 18] = [
+const FAMILIES: [(&str, &str); 19] = [
     ("lb_target_requests_total", "counter"),
     ("lb_target_responses_total", "counter"),
     ("lb_target_retries_total", "counter"),
@@ -26,6 +26,7 @@ const FAMILIES: [(&str, &str); 18] = [
     ("lb_replay_budget_refused_total", "counter"),
     ("lb_client_body_timeouts_total", "counter"),
     ("lb_dropped_underscore_fields_total", "counter"),
+    ("lb_proxy_header_refused_total", "counter"),
     ("lb_request_duration_seconds", "histogram"),
     ("lb_uptime_seconds", "gauge"),
     ("lb_start_time_seconds", "gauge"),

@@ -51,6 +51,9 @@ pub const MAX_EJECTION: Duration = Duration::from_secs(300);
 /// `--slow-start`: off.
 pub const SLOW_START: Option<Duration> = None;
 
+/// `--proxy-protocol`: off, connections start with HTTP.
+pub const PROXY_PROTOCOL: bool = false;
+
 /// `--retries`: further attempts, each on another target.
 pub const RETRIES: usize = 2;
 

@@ -46,6 +46,21 @@ pub static FLAGS: &[Flag] = &[
     },
     Flag {
         short: None,
+        long: "proxy-protocol",
+        value: None,
+        help: Help::Text(
+            "each connection starts with a PROXY protocol header (v1 or v2, from an L4 \
+            balancer in front), whose client address the balancer uses; a connection \
+            without a valid one is closed",
+        ),
+        default: Shown::Words("off"),
+        action: Action::Set(|s, _| {
+            s.config.proxy_protocol = true;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
         long: "workers",
         value: Some("<n>"),
         help: Help::Text("worker threads, one per core"),

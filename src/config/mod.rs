@@ -60,6 +60,8 @@ pub struct Config {
     pub health_path: String,
     pub health_timeout: Duration,
     pub retries: usize,
+    /// Each connection starts with a PROXY protocol header.
+    pub proxy_protocol: bool,
     /// Send again requests that are not idempotent after a target took them
     /// and failed without an answer.
     pub retry_non_idempotent: bool,

@@ -65,6 +65,7 @@ fn default_config() -> Config {
         health_timeout: defaults::HEALTH_TIMEOUT,
         retries: defaults::RETRIES,
         retry_non_idempotent: defaults::RETRY_NON_IDEMPOTENT,
+        proxy_protocol: defaults::PROXY_PROTOCOL,
         algorithm: defaults::ALGORITHM,
         rise: defaults::RISE,
         fall: defaults::FALL,

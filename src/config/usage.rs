@@ -166,6 +166,7 @@ mod tests {
     /// mean in the config.
     const WORDS: &[(&str, &str, Means)] = &[
         ("workers", "every core", |c| c.workers.is_none()),
+        ("proxy-protocol", "off", |c| !c.proxy_protocol),
         ("slow-start", "off", |c| c.slow_start.is_none()),
         (
             "retry-non-idempotent",

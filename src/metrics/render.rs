@@ -96,7 +96,7 @@ enum WorkerFamily {
     PerWorker(&'static str, &'static str, fn(&WorkerMetrics) -> &Counter),
 }
 
-const WORKER_FAMILIES: [WorkerFamily; 8] = [
+const WORKER_FAMILIES: [WorkerFamily; 9] = [
     WorkerFamily::Total(
         "lb_retry_budget_refused_total",
         "Retries the retry budget refused: the failure went to the client.",
@@ -122,6 +122,12 @@ const WORKER_FAMILIES: [WorkerFamily; 8] = [
         "lb_dropped_underscore_fields_total",
         "Request header fields dropped for an underscore in their name.",
         |w| &w.underscored_dropped,
+    ),
+    WorkerFamily::Total(
+        "lb_proxy_header_refused_total",
+        "Connections closed for a missing or invalid PROXY protocol header \
+         (--proxy-protocol).",
+        |w| &w.proxy_header_refused,
     ),
     WorkerFamily::PerWorker(
         "lb_worker_replay_bytes",
@@ -415,6 +421,7 @@ mod tests {
                 "lb_replay_budget_refused_total counter",
                 "lb_client_body_timeouts_total counter",
                 "lb_dropped_underscore_fields_total counter",
+                "lb_proxy_header_refused_total counter",
                 "lb_worker_replay_bytes gauge",
                 "lb_worker_open_connections gauge",
                 "lb_worker_pooled_connections gauge",

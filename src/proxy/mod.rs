@@ -13,7 +13,7 @@ mod tunnel;
 use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::{Buf, Bytes, BytesMut};
 use monoio::buf::IoBufMut;
 use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
 use monoio::net::TcpStream;
@@ -21,6 +21,7 @@ use monoio::net::TcpStream;
 use crate::access_log::Entry;
 use crate::exchange::Answer;
 use crate::http::{parse_request, RequestHead};
+use crate::proxy_protocol;
 use crate::stream::{deadline, read_more, write_all, write_gather, Gather, IoFail, Timer};
 use crate::worker::{Admitted, Worker, CLIENT_BUF};
 
@@ -107,26 +108,59 @@ pub async fn refuse(mut stream: TcpStream) {
     let _ = deadline(LINGER, write_all(&mut stream, answer)).await;
 }
 
-/// Serves one client connection, just accepted, until it closes.
-pub async fn serve(admitted: Admitted, stream: TcpStream, peer: SocketAddr) {
-    let worker = admitted.worker();
+/// Serves one client connection, just accepted, until it closes. With
+/// `--proxy-protocol`, its PROXY header comes first (by the header
+/// deadline), and the client it names is the connection's peer.
+pub async fn serve(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) {
+    let worker = admitted.worker().clone();
     let first_head_by = worker.soon(worker.config().client_header_timeout);
-    serve_from(admitted, stream, peer, None, Some(first_head_by)).await
+    let mut buf = worker.client_buffers.take();
+    let mut peer = peer;
+    if worker.config().proxy_protocol {
+        match read_proxy_header(&mut stream, &mut buf, first_head_by).await {
+            Some(header) => {
+                buf.advance(header.len);
+                peer = header.source.unwrap_or(peer);
+            }
+            None => {
+                worker.count_proxy_header_refused();
+                return;
+            }
+        }
+    }
+    serve_from(admitted, stream, peer, buf, Some(first_head_by)).await
 }
 
-/// Serves a connection, with the first byte of its next request when it
-/// comes back from being parked, and the deadline of its first request head
-/// if that has not come yet.
+/// Reads the PROXY protocol header into `buf` by `until`; `None` (close the
+/// connection, without an answer: the sender is not a client) when it is
+/// invalid, late or cut short.
+async fn read_proxy_header(
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    until: Instant,
+) -> Option<proxy_protocol::Header> {
+    loop {
+        match proxy_protocol::parse(buf) {
+            Ok(Some(header)) => return Some(header),
+            Ok(None) => {}
+            Err(_) => return None,
+        }
+        let left = until.saturating_duration_since(Instant::now());
+        deadline(left, read_more(stream, buf, 256)).await.ok()?;
+    }
+}
+
+/// Serves a connection whose first bytes (the start of its next request,
+/// after a parked wait or a PROXY header) are in `buf`, with the deadline
+/// of its first request head if that has not come yet.
 async fn serve_from(
     admitted: Admitted,
     stream: TcpStream,
     peer: SocketAddr,
-    first: Option<u8>,
+    buf: BytesMut,
     first_head_by: Option<Instant>,
 ) {
     let worker = admitted.worker().clone();
-    let mut buf = worker.client_buffers.take();
-    buf.extend(first);
     let mut timer = std::pin::pin!(Timer::unset());
     let mut conn = ClientConn {
         stream,

@@ -34,12 +34,8 @@ pub async fn parked(
     };
     let (res, byte) = stream.cancelable_read(Vec::with_capacity(1), expiry).await;
     if let (Ok(1), Some(&first)) = (res, byte.first()) {
-        monoio::spawn(serve_from(
-            admitted,
-            stream,
-            peer,
-            Some(first),
-            first_head_by,
-        ));
+        let mut buf = admitted.worker().client_buffers.take();
+        buf.extend_from_slice(&[first]);
+        monoio::spawn(serve_from(admitted, stream, peer, buf, first_head_by));
     }
 }

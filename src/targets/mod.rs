@@ -136,7 +136,8 @@ impl Targets {
         Targets::with_rules(fixed, from_file, capacity, crate::config::defaults::rules())
     }
 
-    /// Like [`Targets::new`], with these health rules.
+    /// A set of `capacity` slots holding the `-b` targets and then the
+    /// file's, all degraded until checked, under these health rules.
     pub fn with_rules(
         fixed: Vec<Target>,
         from_file: Vec<Target>,

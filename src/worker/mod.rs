@@ -173,6 +173,13 @@ impl Worker {
         }
     }
 
+    /// Counts a connection closed for a missing or invalid PROXY header.
+    pub fn count_proxy_header_refused(&self) {
+        if let Some(m) = self.metrics {
+            m.proxy_header_refused.add(1);
+        }
+    }
+
     /// Counts a body that did not arrive within `--client-body-timeout`.
     pub fn count_body_timeout(&self) {
         if let Some(m) = self.metrics {
