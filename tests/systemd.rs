@@ -46,15 +46,8 @@ impl NotifySocket {
     }
 }
 
-fn start(env_value: &str, backends: &[&Backend], extra: &[&str]) -> Balancer {
-    let addrs: Vec<String> = backends.iter().map(|b| b.addr().to_string()).collect();
-    let mut args: Vec<&str> = Vec::new();
-    for a in &addrs {
-        args.extend(["-b", a.as_str()]);
-    }
-    args.extend(["--workers", "1", "--health-interval", "60s"]);
-    args.extend_from_slice(extra);
-    Balancer::start_env(&[("NOTIFY_SOCKET", env_value)], &args)
+fn start(notify_socket: &str, backends: &[&Backend], extra: &[&str]) -> Balancer {
+    start_balancer_env(backends, extra, &[("NOTIFY_SOCKET", notify_socket)])
 }
 
 #[test]

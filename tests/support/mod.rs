@@ -92,6 +92,11 @@ pub fn wait_for(timeout: Duration, cond: impl FnMut() -> bool) -> bool {
 /// stays out of the way after its first round; `extra` flags come last and
 /// win over these.
 pub fn start_balancer(backends: &[&Backend], extra: &[&str]) -> Balancer {
+    start_balancer_env(backends, extra, &[])
+}
+
+/// [`start_balancer`] with extra environment variables.
+pub fn start_balancer_env(backends: &[&Backend], extra: &[&str], env: &[(&str, &str)]) -> Balancer {
     let addrs: Vec<String> = backends.iter().map(|b| b.addr().to_string()).collect();
     let mut args: Vec<&str> = Vec::new();
     for a in &addrs {
@@ -99,7 +104,7 @@ pub fn start_balancer(backends: &[&Backend], extra: &[&str]) -> Balancer {
     }
     args.extend(["--workers", "1", "--health-interval", "60s"]);
     args.extend_from_slice(extra);
-    Balancer::start(&args)
+    Balancer::start_env(env, &args)
 }
 
 /// The name the balancer's log and metrics use for a target: its address
