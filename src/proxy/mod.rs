@@ -124,6 +124,7 @@ pub async fn serve(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) 
             }
             None => {
                 worker.count_proxy_header_refused();
+                worker.client_buffers.give(buf);
                 return;
             }
         }
