@@ -30,7 +30,6 @@ mod settings;
 mod usage;
 mod value;
 
-pub use crate::targets::resolve::{read_targets_file, resolve_backend};
 pub use duration::parse_duration;
 pub use parse::parse_args;
 pub use usage::usage;
