@@ -9,7 +9,8 @@
 //!   checks that need every flag; `backends.rs`: the targets of `-b` and
 //!   `--targets-file` checked together.
 //! - `usage.rs`: the `--help` text, printed from the table.
-//! - `duration.rs`, `resolve.rs`: durations (`250ms`) and `host:port`.
+//! - `duration.rs`: durations (`250ms`). Names are resolved, and the
+//!   targets file read, by `targets::resolve`.
 
 use std::fmt;
 use std::net::SocketAddr;
