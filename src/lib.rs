@@ -92,5 +92,6 @@ pub mod signals;
 pub mod stream;
 pub mod systemd;
 pub mod targets;
+pub mod tls;
 pub mod upstream;
 pub mod worker;

@@ -116,6 +116,10 @@ pub struct WorkerMetrics {
     pub underscored_dropped: Counter,
     /// Connections closed for a missing or invalid PROXY header.
     pub proxy_header_refused: Counter,
+    /// TLS handshakes done on the TLS port: full, resumed.
+    pub tls_handshakes: [Counter; 2],
+    /// TLS handshakes failed, by `HandshakeFailure` in order.
+    pub tls_failures: [Counter; 7],
     /// Request durations: per bucket (not cumulative; the last is +Inf).
     durations: [Counter; BUCKETS_US.len() + 1],
     duration_sum_us: Counter,
@@ -134,6 +138,8 @@ impl WorkerMetrics {
             body_timeouts: Counter::default(),
             underscored_dropped: Counter::default(),
             proxy_header_refused: Counter::default(),
+            tls_handshakes: Default::default(),
+            tls_failures: Default::default(),
             durations: Default::default(),
             duration_sum_us: Counter::default(),
         }

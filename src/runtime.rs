@@ -108,6 +108,9 @@ impl Running {
 /// and returns once every worker accepts.
 pub fn start(mut config: Config) -> Result<Running, String> {
     let listen = claim_port(config.listen)?;
+    if let Some(tls_listen) = config.tls_listen {
+        config.tls_listen = Some(claim_port(tls_listen)?);
+    }
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let workers = config.workers.unwrap_or(cores.len()).max(1);
     crate::log::set_level(config.log_level);
@@ -151,6 +154,12 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         }
     }
     let mut line = startup_line(listen, workers, legacy, shared);
+    if let Some(tls_listen) = shared.config.tls_listen {
+        let _ = write!(line, "; https on {tls_listen}");
+    }
+    if let Some(trust) = backend_trust(shared) {
+        let _ = write!(line, "; {trust}");
+    }
     if let Some(note) = lowered {
         let _ = write!(line, "; {note}");
     }
@@ -166,6 +175,19 @@ pub fn start(mut config: Config) -> Result<Running, String> {
 /// Raises the open file limit to its hard limit, and lowers
 /// `--max-connections` when connections and pools could still need more
 /// descriptors than that; says so, for the start-up line.
+/// What `https://` targets' certificates are checked against, when the
+/// operator has some (or said how), for the start-up line.
+fn backend_trust(shared: &Shared) -> Option<&str> {
+    let config = &shared.config;
+    let (_, slots) = shared.targets.snapshot();
+    let any_tls = slots.iter().flatten().any(|s| s.target.tls.is_some());
+    let asked = config.backend_insecure || config.backend_ca.is_some();
+    match &config.backend_tls {
+        Some(tls) if any_tls || asked => Some(&tls.trust),
+        _ => None,
+    }
+}
+
 fn fit_open_files(config: &mut Config, workers: usize) -> Option<String> {
     let open_files = match fd_limit::raise() {
         Ok(n) => n,
@@ -264,6 +286,18 @@ fn worker_main(
                 return;
             }
         };
+        let tls_listener = match shared.config.tls_listen {
+            Some(addr) => match TcpListener::bind_with_config(addr, &opts) {
+                Ok(l) => Some(l),
+                Err(e) => {
+                    let _ = tx.send(Started::Failed(format!(
+                        "cannot listen on {addr} (--tls-port): {e}"
+                    )));
+                    return;
+                }
+            },
+            None => None,
+        };
         let _ = tx.send(Started::Bound {
             legacy: monoio::utils::is_legacy(),
         });
@@ -297,8 +331,14 @@ fn worker_main(
         let worker = Rc::new(Worker::new(id, workers, shared));
         monoio::spawn(worker.clone().housekeeping());
         monoio::spawn(watch_shutdown(worker.clone()));
-        accept_loop(&listener, &worker).await;
+        let tls_accept = async {
+            if let Some(tls_listener) = &tls_listener {
+                accept_loop(tls_listener, &worker, Port::Tls).await;
+            }
+        };
+        monoio::join!(accept_loop(&listener, &worker, Port::Plain), tls_accept);
         drop(listener);
+        drop(tls_listener);
         drain(&worker).await;
     });
 }
@@ -335,17 +375,34 @@ async fn drain_connections(worker: &Worker) {
 
 /// Accepts until the worker drains. The accept is cancelled, never dropped
 /// mid-flight (a dropped accept can leak its socket: see the monoio notes).
-async fn accept_loop(listener: &TcpListener, worker: &Rc<Worker>) {
+/// Which port a listener serves.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Port {
+    Plain,
+    /// `--tls-port`: a handshake comes first.
+    Tls,
+}
+
+async fn accept_loop(listener: &TcpListener, worker: &Rc<Worker>, port: Port) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     while !worker.draining() {
         match listener.cancelable_accept(worker.accept_handle()).await {
             Ok((stream, peer)) => {
                 backoff = ACCEPT_BACKOFF_MIN;
                 let _ = stream.set_nodelay(true);
-                match worker.admit() {
-                    Some(admitted) => monoio::spawn(proxy::serve(admitted, stream, peer)),
-                    None => monoio::spawn(proxy::refuse(stream)),
-                };
+                match (worker.admit(), port) {
+                    (Some(admitted), Port::Plain) => {
+                        monoio::spawn(proxy::serve(admitted, stream, peer));
+                    }
+                    (Some(admitted), Port::Tls) => {
+                        monoio::spawn(proxy::serve_tls(admitted, stream, peer));
+                    }
+                    (None, Port::Plain) => {
+                        monoio::spawn(proxy::refuse(stream));
+                    }
+                    // No handshake for a connection over the limit: closed.
+                    (None, Port::Tls) => drop(stream),
+                }
             }
             Err(_) if worker.draining() => return,
             Err(e) => {

@@ -1,6 +1,8 @@
 //! Socket helpers over monoio's owned-buffer IO: appending reads, gathered
 //! writes of several `Bytes` in one `writev`, deadlines, and the liveness
-//! peek for pooled connections.
+//! peek for pooled connections; and [`Io`], the few operations the proxy
+//! performs on a stream, which plain TCP and TLS (`crate::tls`) both
+//! provide, so that one driver serves either.
 
 use std::future::Future;
 use std::io;
@@ -10,7 +12,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
 use monoio::buf::{IoBufMut, IoVecBuf};
-use monoio::io::{AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt};
+use monoio::io::{
+    AsyncReadRent, AsyncWriteRent, AsyncWriteRentExt, CancelHandle, CancelableAsyncReadRent,
+    Splitable,
+};
+use monoio::net::tcp::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
 use monoio::net::TcpStream;
 use monoio::time::Sleep;
 
@@ -39,6 +45,110 @@ impl From<io::Error> for IoFail {
             io::ErrorKind::TimedOut => IoFail::TimedOut,
             _ => IoFail::Error,
         }
+    }
+}
+
+/// The operations the proxy performs on a stream, plain or TLS.
+#[allow(async_fn_in_trait)]
+pub trait Io {
+    /// Reads more bytes into the spare capacity of `buf`, after what it
+    /// holds, with room for at least `min_spare` made first. The buffer
+    /// stays even on error; it is lost only if the future is dropped.
+    async fn read_more(&mut self, buf: &mut BytesMut, min_spare: usize) -> Result<usize, IoFail>;
+    /// Writes every part of `gather`, leaving it empty; on failure, says
+    /// whether any byte went out.
+    async fn write_gather_counted(&mut self, gather: &mut Gather) -> Result<(), WriteFail>;
+    /// Writes all of `bytes`.
+    async fn write_all(&mut self, bytes: Bytes) -> Result<(), IoFail>;
+    /// Waits until a read would find bytes (or the end).
+    async fn readable(&mut self) -> Result<(), IoFail>;
+    /// Shuts the stream down for writing (TLS: after `close_notify`).
+    async fn shutdown(&mut self);
+}
+
+/// A client connection's stream: what the driver needs beyond [`Io`].
+#[allow(async_fn_in_trait)]
+pub trait ClientStream: Io + Halves + 'static {
+    /// Requests that came over it get `X-Forwarded-Proto: https`.
+    const TLS: bool;
+    /// Reads into `buf` from its start, cancelable: a cancelled read is
+    /// still awaited, so bytes that came at that moment are kept, and ends
+    /// with `ECANCELED`.
+    async fn read_cancelable(
+        &mut self,
+        buf: BytesMut,
+        cancel: CancelHandle,
+    ) -> (io::Result<usize>, BytesMut);
+}
+
+/// A stream that splits into halves that work at once (for tunnels).
+pub trait Halves {
+    type Read: ReadHalf;
+    type Write: WriteHalf;
+    fn into_halves(self) -> (Self::Read, Self::Write);
+}
+
+/// The reading half of a split stream.
+#[allow(async_fn_in_trait)]
+pub trait ReadHalf {
+    /// Reads into the spare capacity of `buf`; 0 is the end.
+    async fn read_some(&mut self, buf: BytesMut) -> (io::Result<usize>, BytesMut);
+}
+
+/// The writing half of a split stream.
+#[allow(async_fn_in_trait)]
+pub trait WriteHalf {
+    async fn write_all(&mut self, buf: BytesMut) -> (Result<(), IoFail>, BytesMut);
+    async fn shutdown(&mut self);
+}
+
+impl Io for TcpStream {
+    #[inline]
+    async fn read_more(&mut self, buf: &mut BytesMut, min_spare: usize) -> Result<usize, IoFail> {
+        tcp_read_more(self, buf, min_spare).await
+    }
+
+    #[inline]
+    async fn write_gather_counted(&mut self, gather: &mut Gather) -> Result<(), WriteFail> {
+        tcp_write_gather(self, gather).await
+    }
+
+    async fn write_all(&mut self, bytes: Bytes) -> Result<(), IoFail> {
+        let (res, _) = AsyncWriteRentExt::write_all(self, bytes).await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn readable(&mut self) -> Result<(), IoFail> {
+        TcpStream::readable(self, true).await.map_err(IoFail::from)
+    }
+
+    async fn shutdown(&mut self) {
+        let _ = AsyncWriteRent::shutdown(self).await;
+    }
+}
+
+impl ClientStream for TcpStream {
+    const TLS: bool = false;
+
+    #[inline]
+    async fn read_cancelable(
+        &mut self,
+        buf: BytesMut,
+        cancel: CancelHandle,
+    ) -> (io::Result<usize>, BytesMut) {
+        let (res, slice) = self.cancelable_read(buf.slice_mut(0..), cancel).await;
+        (res, slice.into_inner())
+    }
+}
+
+impl Halves for TcpStream {
+    type Read = TcpOwnedReadHalf;
+    type Write = TcpOwnedWriteHalf;
+    fn into_halves(self) -> (TcpOwnedReadHalf, TcpOwnedWriteHalf) {
+        self.into_split()
     }
 }
 
@@ -92,10 +202,17 @@ impl<'t> Timer<'t> {
     }
 }
 
-/// Reads more bytes into the spare capacity of `buf`, after what it holds.
-/// Makes room for at least `min_spare` bytes first. The buffer comes back
-/// even on error; it is lost only if the future is dropped.
-pub async fn read_more(
+/// Reads more bytes into the spare capacity of `buf` (see [`Io::read_more`]).
+#[inline]
+pub async fn read_more<S: Io>(
+    stream: &mut S,
+    buf: &mut BytesMut,
+    min_spare: usize,
+) -> Result<usize, IoFail> {
+    stream.read_more(buf, min_spare).await
+}
+
+async fn tcp_read_more(
     stream: &mut TcpStream,
     buf: &mut BytesMut,
     min_spare: usize,
@@ -115,12 +232,9 @@ pub async fn read_more(
 }
 
 /// Writes all of `bytes`.
-pub async fn write_all(stream: &mut TcpStream, bytes: Bytes) -> Result<(), IoFail> {
-    let (res, _) = stream.write_all(bytes).await;
-    match res {
-        Ok(_) => Ok(()),
-        Err(e) => Err(e.into()),
-    }
+#[inline]
+pub async fn write_all<S: Io>(stream: &mut S, bytes: Bytes) -> Result<(), IoFail> {
+    stream.write_all(bytes).await
 }
 
 /// A list of `Bytes` written with one `writev`: a head's kept parts, an
@@ -206,8 +320,10 @@ impl Gather {
 
 /// Writes every part of `gather` and leaves it empty. On error the gather
 /// is left empty too.
-pub async fn write_gather(stream: &mut TcpStream, gather: &mut Gather) -> Result<(), IoFail> {
-    write_gather_counted(stream, gather)
+#[inline]
+pub async fn write_gather<S: Io>(stream: &mut S, gather: &mut Gather) -> Result<(), IoFail> {
+    stream
+        .write_gather_counted(gather)
         .await
         .map_err(|e| e.fail)
 }
@@ -222,10 +338,15 @@ pub struct WriteFail {
 
 /// [`write_gather`] that tells, when it fails, whether any byte went out:
 /// a request none of which was written never reached the target.
-pub async fn write_gather_counted(
-    stream: &mut TcpStream,
+#[inline]
+pub async fn write_gather_counted<S: Io>(
+    stream: &mut S,
     gather: &mut Gather,
 ) -> Result<(), WriteFail> {
+    stream.write_gather_counted(gather).await
+}
+
+async fn tcp_write_gather(stream: &mut TcpStream, gather: &mut Gather) -> Result<(), WriteFail> {
     let mut partial = false;
     while !gather.is_empty() {
         let mut owned = std::mem::take(gather);

@@ -710,7 +710,7 @@ fn forward(input: &[u8], client: IpAddr) -> Option<Forwarded> {
     }
     let head = Bytes::copy_from_slice(&input[..req.head_len]);
     let mut out = Gather::default();
-    push_request_head(&mut out, &head, &req, &ForwardedFor::new(client));
+    push_request_head(&mut out, &head, &req, &ForwardedFor::new(client, false));
     let head_end = out.len();
     let bytes = [out.parts().concat(), rest.to_vec()].concat();
     Some(Forwarded {

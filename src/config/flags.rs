@@ -23,7 +23,7 @@ pub static FLAGS: &[Flag] = &[
         value: Some("<host:port>"),
         help: Help::Text(
             "a target server; repeat for more (names resolved once); \
-            host:port,weight=N gives it N shares (1-1000)",
+            host:port,weight=N gives it N shares (1-1000); https://host:port speaks TLS to it",
         ),
         default: Shown::Number(defaults::WEIGHT as u64),
         action: Action::Set(|s, v| v.string().map(|spec| s.backends.push(spec))),
@@ -43,6 +43,53 @@ pub static FLAGS: &[Flag] = &[
         help: Help::Text("address to listen on"),
         default: Shown::Ip(defaults::BIND),
         action: Action::Set(|s, v| v.ip().map(|ip| s.config.listen.set_ip(ip))),
+    },
+    Flag {
+        short: None,
+        long: "tls-port",
+        value: Some("<port>"),
+        help: Help::Text("also serve HTTPS on this port (0 picks a free one); needs --tls-cert"),
+        default: Shown::Words("off"),
+        action: Action::Set(|s, v| v.port().map(|port| s.tls_port = Some(port))),
+    },
+    Flag {
+        short: None,
+        long: "tls-cert",
+        value: Some("<pem>"),
+        help: Help::Text(
+            "certificate chain for --tls-port, with its --tls-key; repeat both for more \
+            certificates, picked by SNI (the first is the default); re-read on SIGHUP or \
+            POST /reload",
+        ),
+        default: Shown::Nothing,
+        action: Action::Set(|s, v| v.file().map(|path| s.tls_certs.push(path))),
+    },
+    Flag {
+        short: None,
+        long: "tls-key",
+        value: Some("<pem>"),
+        help: Help::Text("private key of the --tls-cert given in the same place"),
+        default: Shown::Nothing,
+        action: Action::Set(|s, v| v.file().map(|path| s.tls_keys.push(path))),
+    },
+    Flag {
+        short: None,
+        long: "backend-ca",
+        value: Some("<pem>"),
+        help: Help::Text("roots that https:// targets' certificates are checked against"),
+        default: Shown::Words("the system's roots"),
+        action: Action::Set(|s, v| v.file().map(|path| s.config.backend_ca = Some(path))),
+    },
+    Flag {
+        short: None,
+        long: "backend-insecure",
+        value: None,
+        help: Help::Text("do not check https:// targets' certificates (INSECURE: for tests)"),
+        default: Shown::Words("off"),
+        action: Action::Set(|s, _| {
+            s.config.backend_insecure = true;
+            Ok(())
+        }),
     },
     Flag {
         short: None,

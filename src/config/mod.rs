@@ -7,7 +7,8 @@
 //! - `parse.rs`: the loop over the arguments; `value.rs`: each kind of
 //!   value read and checked; `settings.rs`: the config being built, and the
 //!   checks that need every flag; `backends.rs`: the targets of `-b` and
-//!   `--targets-file` checked together.
+//!   `--targets-file` checked together; `tls.rs`: the certificate files
+//!   read, and the flags that go with them checked together.
 //! - `usage.rs`: the `--help` text, printed from the table.
 //! - `duration.rs`: durations (`250ms`). Names are resolved, and the
 //!   targets file read, by `targets::resolve`.
@@ -15,11 +16,13 @@
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::balance::Algorithm;
 use crate::log::Level;
 use crate::targets::Target;
+use crate::tls::{BackendTls, FrontTls};
 
 mod backends;
 pub mod defaults;
@@ -28,6 +31,7 @@ mod flag;
 mod flags;
 mod parse;
 mod settings;
+mod tls;
 mod usage;
 mod value;
 
@@ -62,6 +66,14 @@ pub struct Config {
     pub retries: usize,
     /// Each connection starts with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Where HTTPS is served (`--bind` and `--tls-port`), and with what.
+    pub tls_listen: Option<SocketAddr>,
+    pub tls: Option<Arc<FrontTls>>,
+    /// `--backend-ca` and `--backend-insecure`, and the TLS for `https://`
+    /// targets they make.
+    pub backend_ca: Option<PathBuf>,
+    pub backend_insecure: bool,
+    pub backend_tls: Option<Arc<BackendTls>>,
     /// Send again requests that are not idempotent after a target took them
     /// and failed without an answer.
     pub retry_non_idempotent: bool,

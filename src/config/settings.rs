@@ -2,8 +2,10 @@
 //! value over its default, and at the end the checks that need them all.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use super::backends::{check_count, file_targets, parse_backends};
+use super::tls::{backend_tls, front_tls};
 use super::{defaults, Config, ConfigError};
 
 /// What the flags said so far.
@@ -15,6 +17,10 @@ pub struct Settings {
     pub port: Option<u16>,
     /// The `-b` targets as written.
     pub backends: Vec<String>,
+    /// `--tls-port`, and the `--tls-cert` and `--tls-key` files in order.
+    pub tls_port: Option<u16>,
+    pub tls_certs: Vec<PathBuf>,
+    pub tls_keys: Vec<PathBuf>,
 }
 
 impl Settings {
@@ -24,6 +30,9 @@ impl Settings {
             config: default_config(),
             port: None,
             backends: Vec::new(),
+            tls_port: None,
+            tls_certs: Vec::new(),
+            tls_keys: Vec::new(),
         }
     }
 
@@ -34,14 +43,22 @@ impl Settings {
             mut config,
             port,
             backends,
+            tls_port,
+            tls_certs,
+            tls_keys,
         } = self;
         let Some(port) = port else {
             return Err(ConfigError("missing --port".into()));
         };
         config.listen.set_port(port);
+        if let Some((tls_port, tls)) = front_tls(port, tls_port, tls_certs, tls_keys)? {
+            config.tls_listen = Some(SocketAddr::new(config.listen.ip(), tls_port));
+            config.tls = Some(tls);
+        }
         config.backends = parse_backends(backends)?;
         config.file_targets = file_targets(&config)?;
         check_count(&config)?;
+        config.backend_tls = Some(backend_tls(&config)?);
         config.health_timeout = config.health_timeout.min(config.health_interval);
         Ok(config)
     }
@@ -66,6 +83,11 @@ fn default_config() -> Config {
         retries: defaults::RETRIES,
         retry_non_idempotent: defaults::RETRY_NON_IDEMPOTENT,
         proxy_protocol: defaults::PROXY_PROTOCOL,
+        tls_listen: None,
+        tls: None,
+        backend_ca: None,
+        backend_insecure: false,
+        backend_tls: None,
         algorithm: defaults::ALGORITHM,
         rise: defaults::RISE,
         fall: defaults::FALL,

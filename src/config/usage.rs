@@ -167,6 +167,13 @@ mod tests {
     const WORDS: &[(&str, &str, Means)] = &[
         ("workers", "every core", |c| c.workers.is_none()),
         ("proxy-protocol", "off", |c| !c.proxy_protocol),
+        ("tls-port", "off", |c| {
+            c.tls_listen.is_none() && c.tls.is_none()
+        }),
+        ("backend-ca", "the system's roots", |c| {
+            c.backend_ca.is_none()
+        }),
+        ("backend-insecure", "off", |c| !c.backend_insecure),
         ("slow-start", "off", |c| c.slow_start.is_none()),
         (
             "retry-non-idempotent",
@@ -202,8 +209,8 @@ mod tests {
         }
         assert_eq!(
             checked,
-            FLAGS.len() - 4,
-            "all but -p, --targets-file, -h, -V"
+            FLAGS.len() - 6,
+            "all but -p, --targets-file, --tls-cert, --tls-key, -h, -V"
         );
     }
 

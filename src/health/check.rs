@@ -17,6 +17,8 @@ pub enum CheckAnswer {
     Invalid,
     /// The connection failed otherwise (a reset, say).
     Failed,
+    /// The TLS handshake with an `https://` target failed, and why.
+    TlsFailed(&'static str),
 }
 
 impl CheckAnswer {
@@ -37,6 +39,7 @@ impl fmt::Display for CheckAnswer {
             CheckAnswer::Closed => f.write_str("health check: connection closed without an answer"),
             CheckAnswer::Invalid => f.write_str("health check: invalid response"),
             CheckAnswer::Failed => f.write_str("health check: connection failed"),
+            CheckAnswer::TlsFailed(why) => write!(f, "health check: TLS handshake failed: {why}"),
         }
     }
 }

@@ -2,6 +2,7 @@
 //! the workers, section by section, in a fixed order (scrapes and tests
 //! compare it line by line).
 
+use crate::tls::HandshakeFailure;
 use std::fmt::Write;
 
 use crossbeam_utils::CachePadded;
@@ -161,6 +162,7 @@ impl Metrics {
         r.target_responses(&mut out);
         r.target_standing(&mut out, targets);
         r.worker_families(&mut out);
+        r.tls(&mut out);
         r.durations(&mut out);
         process(&mut out, self);
         out
@@ -281,6 +283,28 @@ impl Render<'_> {
         }
     }
 
+    /// TLS handshakes with clients: done (full or resumed), and failed by
+    /// reason.
+    fn tls(&self, out: &mut String) {
+        let name = "lb_tls_handshakes_total";
+        header(out, name, "counter", "TLS handshakes done with clients.");
+        for (i, resumed) in ["false", "true"].iter().enumerate() {
+            let v = self.sum(|w| w.tls_handshakes[i].get());
+            let _ = writeln!(out, "{name}{{resumed=\"{resumed}\"}} {v}");
+        }
+        let name = "lb_tls_handshake_failures_total";
+        header(
+            out,
+            name,
+            "counter",
+            "TLS handshakes with clients that failed, by reason.",
+        );
+        for reason in HandshakeFailure::ALL {
+            let v = self.sum(|w| w.tls_failures[reason.index()].get());
+            let _ = writeln!(out, "{name}{{reason=\"{}\"}} {v}", reason.as_str());
+        }
+    }
+
     /// The request-duration histogram: cumulative buckets, sum, count.
     fn durations(&self, out: &mut String) {
         header(
@@ -359,6 +383,7 @@ mod tests {
             name: format!("127.0.0.1:{port}"),
             addr: ([127, 0, 0, 1], port).into(),
             weight: 1,
+            tls: None,
         };
         Targets::new(vec![t(1), t(2)], vec![], 4)
     }
@@ -425,6 +450,8 @@ mod tests {
                 "lb_worker_replay_bytes gauge",
                 "lb_worker_open_connections gauge",
                 "lb_worker_pooled_connections gauge",
+                "lb_tls_handshakes_total counter",
+                "lb_tls_handshake_failures_total counter",
                 "lb_request_duration_seconds histogram",
                 "lb_uptime_seconds gauge",
                 "lb_start_time_seconds gauge",

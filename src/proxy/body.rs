@@ -6,7 +6,7 @@ use bytes::Bytes;
 use super::ClientConn;
 use crate::exchange::{Answer, ClientFail};
 use crate::http::{BodyProgress, Error, Framing, RequestHead};
-use crate::stream::{read_more, IoFail};
+use crate::stream::{read_more, ClientStream, IoFail};
 use crate::worker::Worker;
 
 /// Reads for a streamed body ask for at least this much room.
@@ -48,7 +48,7 @@ impl From<IoFail> for ClientFail {
     }
 }
 
-impl ClientConn<'_> {
+impl<S: ClientStream> ClientConn<'_, S> {
     /// Takes the request's body from the buffer, reading more as needed:
     /// whole when it ends within `--max-replay-body` bytes and the worker's
     /// `--max-replay-memory` has room for it (held in `replay_charge` until

@@ -15,11 +15,16 @@ use super::{ClientConn, Next};
 use crate::access_log::Entry;
 use crate::exchange::{self, Action, Answer, Event, Exchange, Reuse};
 use crate::http::{RequestHead, ResponseHead};
+use crate::stream::ClientStream;
 use crate::upstream::Upstream;
 use crate::worker::{Worker, RESPONSE_BUF};
 
 /// Forwards one request and relays its answer.
-pub async fn exchange(worker: &Worker, conn: &mut ClientConn<'_>, req: RequestHead) -> Next {
+pub async fn exchange<S: ClientStream>(
+    worker: &Worker,
+    conn: &mut ClientConn<'_, S>,
+    req: RequestHead,
+) -> Next {
     let head = conn.buf.split_to(req.head_len).freeze();
     worker.count_underscored(req.underscored);
     let body = match conn.take_body(&req, worker).await {
@@ -101,7 +106,11 @@ struct Driver<'w> {
 }
 
 impl Driver<'_> {
-    async fn run(&mut self, conn: &mut ClientConn<'_>, machine: &mut Exchange) -> Next {
+    async fn run<S: ClientStream>(
+        &mut self,
+        conn: &mut ClientConn<'_, S>,
+        machine: &mut Exchange,
+    ) -> Next {
         let worker = self.worker;
         worker.refresh_targets();
         worker.record_request();
@@ -182,7 +191,12 @@ impl Driver<'_> {
 
     /// A connection to `target`: a pooled one if allowed and there is one,
     /// else a new one.
-    async fn connect(&mut self, conn: &mut ClientConn<'_>, target: usize, reuse: Reuse) -> Event {
+    async fn connect<S: ClientStream>(
+        &mut self,
+        conn: &mut ClientConn<'_, S>,
+        target: usize,
+        reuse: Reuse,
+    ) -> Event {
         self.upstream = None;
         if let Reuse::Pooled { checked } = reuse {
             if let Some(up) = self.worker.take_pooled(target, checked) {
@@ -200,7 +214,7 @@ impl Driver<'_> {
     }
 
     /// Sends the head and the buffered body; the response deadline starts.
-    async fn send(&mut self, conn: &mut ClientConn<'_>) -> Event {
+    async fn send<S: ClientStream>(&mut self, conn: &mut ClientConn<'_, S>) -> Event {
         let worker = self.worker;
         let up = self.upstream.as_mut().expect("send without a connection");
         if self.sent_at.is_none() {
@@ -252,7 +266,11 @@ impl Driver<'_> {
 
     /// Relays the response just read, then pools its connection if it can
     /// carry another request.
-    async fn relay(&mut self, conn: &mut ClientConn<'_>, target: usize) -> Next {
+    async fn relay<S: ClientStream>(
+        &mut self,
+        conn: &mut ClientConn<'_, S>,
+        target: usize,
+    ) -> Next {
         let head = self.response.take().expect("relay without a response");
         (self.status, self.answered_by) = (head.status, Some(target));
         let mut up = self.upstream.take().expect("relay without a connection");
@@ -274,7 +292,11 @@ impl Driver<'_> {
     }
 
     /// Relays the whole 500 kept from an earlier attempt.
-    async fn relay_kept(&mut self, conn: &mut ClientConn<'_>, target: usize) -> Next {
+    async fn relay_kept<S: ClientStream>(
+        &mut self,
+        conn: &mut ClientConn<'_, S>,
+        target: usize,
+    ) -> Next {
         let (head, mut buf) = *self.kept.take().expect("no response kept");
         (self.status, self.answered_by) = (head.status, Some(target));
         relay(conn, self.req, head, &mut buf, None, false, self.worker)
@@ -284,7 +306,11 @@ impl Driver<'_> {
 
     /// Relays a `101 Switching Protocols` (with any bytes the target sent
     /// after it) and hands both connections over to a tunnel.
-    async fn switch(&mut self, conn: &mut ClientConn<'_>, target: usize) -> Next {
+    async fn switch<S: ClientStream>(
+        &mut self,
+        conn: &mut ClientConn<'_, S>,
+        target: usize,
+    ) -> Next {
         let head = self.response.take().expect("switch without a response");
         (self.status, self.answered_by) = (head.status, Some(target));
         let up = self.upstream.take().expect("switch without a connection");
@@ -302,7 +328,12 @@ impl Driver<'_> {
     /// Answers for the balancer. The connection closes when asked, when the
     /// answer says so, or when part of the request body is still unread on
     /// the socket (it would be taken for the next request).
-    async fn answer(&mut self, conn: &mut ClientConn<'_>, answer: Answer, close: bool) -> Next {
+    async fn answer<S: ClientStream>(
+        &mut self,
+        conn: &mut ClientConn<'_, S>,
+        answer: Answer,
+        close: bool,
+    ) -> Next {
         (self.status, self.answered_by) = (answer.status(), None);
         let keep_alive = self.req.keep_alive
             && !close
@@ -317,7 +348,12 @@ impl Driver<'_> {
     }
 
     /// Counts the finished request in the metrics and the access log.
-    fn account(&self, conn: &ClientConn<'_>, attempts: usize, took: std::time::Duration) {
+    fn account<S: ClientStream>(
+        &self,
+        conn: &ClientConn<'_, S>,
+        attempts: usize,
+        took: std::time::Duration,
+    ) {
         let micros = took.as_micros() as u64;
         self.worker.observe_request(micros);
         if let Some(log) = self.worker.access_log() {

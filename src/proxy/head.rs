@@ -16,7 +16,7 @@ const CONNECTION_UPGRADE: &[u8] = b"Connection: upgrade\r\n";
 
 /// The lines a proxy adds to each request of one client connection, made
 /// once when it is accepted: `X-Forwarded-For` with the client's address,
-/// and `X-Forwarded-Proto: http`.
+/// and `X-Forwarded-Proto` (`https` when it came over TLS, else `http`).
 pub struct ForwardedFor {
     /// `X-Forwarded-For: <ip>` and `X-Forwarded-Proto`, for a request
     /// without an `X-Forwarded-For` of its own.
@@ -27,12 +27,16 @@ pub struct ForwardedFor {
 }
 
 impl ForwardedFor {
-    pub fn new(client: IpAddr) -> ForwardedFor {
+    pub fn new(client: IpAddr, tls: bool) -> ForwardedFor {
         let client = match client {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
         };
-        let proto = "X-Forwarded-Proto: http\r\n";
+        let proto = if tls {
+            "X-Forwarded-Proto: https\r\n"
+        } else {
+            "X-Forwarded-Proto: http\r\n"
+        };
         ForwardedFor {
             line: Bytes::from(format!("X-Forwarded-For: {client}\r\n{proto}")),
             suffix: Bytes::from(format!(", {client}\r\n{proto}")),
@@ -139,7 +143,7 @@ mod tests {
             &mut out,
             &bytes,
             &head,
-            &ForwardedFor::new(ip.parse().unwrap()),
+            &ForwardedFor::new(ip.parse().unwrap(), false),
         );
         gathered(&out)
     }

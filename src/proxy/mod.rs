@@ -14,15 +14,18 @@ use std::net::{IpAddr, SocketAddr};
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
-use monoio::buf::IoBufMut;
-use monoio::io::{AsyncWriteRent, CancelableAsyncReadRent, Canceller};
+use monoio::io::Canceller;
 use monoio::net::TcpStream;
 
 use crate::access_log::Entry;
 use crate::exchange::Answer;
 use crate::http::{parse_request, RequestHead};
 use crate::proxy_protocol;
-use crate::stream::{deadline, read_more, write_all, write_gather, Gather, IoFail, Timer};
+use crate::stream::{
+    deadline, read_more, write_all, write_gather, ClientStream, Gather, IoFail, Timer,
+};
+use crate::tls::FrontTls;
+use crate::upstream::TargetStream;
 use crate::worker::{Admitted, Worker, CLIENT_BUF};
 
 pub use head::{push_request_head, ForwardedFor};
@@ -51,12 +54,13 @@ pub enum Next {
     /// The client sent something wrong: answer this, then close.
     Reject(Answer),
     /// The target switched protocols: tunnel bytes to this connection.
-    Tunnel(TcpStream),
+    Tunnel(TargetStream),
 }
 
-/// The client side of a connection and the buffers it reuses.
-pub struct ClientConn<'t> {
-    stream: TcpStream,
+/// The client side of a connection (plain TCP or TLS: `S`) and the buffers
+/// it reuses.
+pub struct ClientConn<'t, S> {
+    stream: S,
     /// Bytes received and not yet forwarded: a head, body bytes, or the next
     /// pipelined requests.
     buf: BytesMut,
@@ -115,21 +119,81 @@ pub async fn serve(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) 
     let worker = admitted.worker().clone();
     let first_head_by = worker.soon(worker.config().client_header_timeout);
     let mut buf = worker.client_buffers.take();
-    let mut peer = peer;
-    if worker.config().proxy_protocol {
-        match read_proxy_header(&mut stream, &mut buf, first_head_by).await {
-            Some(header) => {
-                buf.advance(header.len);
-                peer = header.source.unwrap_or(peer);
-            }
-            None => {
-                worker.count_proxy_header_refused();
-                worker.client_buffers.give(buf);
-                return;
-            }
+    let Some(peer) = proxy_header(&worker, &mut stream, &mut buf, peer, first_head_by).await else {
+        worker.client_buffers.give(buf);
+        return;
+    };
+    serve_from(admitted, stream, peer, buf, Some(first_head_by)).await
+}
+
+/// Serves one client connection just accepted on the TLS port: its PROXY
+/// header if `--proxy-protocol`, then the handshake, both by the header
+/// deadline; then HTTP as on the plain port.
+pub async fn serve_tls(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) {
+    let worker = admitted.worker().clone();
+    let Some(front) = worker.config().tls.as_deref() else {
+        return;
+    };
+    let first_head_by = worker.soon(worker.config().client_header_timeout);
+    let mut early = BytesMut::new();
+    let Some(peer) = proxy_header(&worker, &mut stream, &mut early, peer, first_head_by).await
+    else {
+        return;
+    };
+    let tls = match handshake(front, stream, early, first_head_by).await {
+        Ok(tls) => tls,
+        Err(reason) => {
+            log!(
+                debug,
+                "TLS handshake with {peer} failed: {}",
+                reason.as_str()
+            );
+            worker.count_tls_failure(reason);
+            return;
+        }
+    };
+    worker.count_tls_handshake(tls.session().handshake_kind());
+    let buf = worker.client_buffers.take();
+    serve_from(admitted, tls, peer, buf, Some(first_head_by)).await
+}
+
+/// The handshake by `until`.
+async fn handshake(
+    front: &FrontTls,
+    stream: TcpStream,
+    early: BytesMut,
+    until: Instant,
+) -> Result<crate::tls::TlsStream, crate::tls::HandshakeFailure> {
+    let left = until.saturating_duration_since(Instant::now());
+    match monoio::time::timeout(left, front.accept(stream, early)).await {
+        Ok(done) => done,
+        Err(_) => Err(crate::tls::HandshakeFailure::Timeout),
+    }
+}
+
+/// With `--proxy-protocol`, reads the connection's PROXY header into `buf`
+/// (what follows it stays there) and returns the client it names;
+/// `None` when the connection must close.
+async fn proxy_header(
+    worker: &Worker,
+    stream: &mut TcpStream,
+    buf: &mut BytesMut,
+    peer: SocketAddr,
+    until: Instant,
+) -> Option<SocketAddr> {
+    if !worker.config().proxy_protocol {
+        return Some(peer);
+    }
+    match read_proxy_header(stream, buf, until).await {
+        Some(header) => {
+            buf.advance(header.len);
+            Some(header.source.unwrap_or(peer))
+        }
+        None => {
+            worker.count_proxy_header_refused();
+            None
         }
     }
-    serve_from(admitted, stream, peer, buf, Some(first_head_by)).await
 }
 
 /// Reads the PROXY protocol header into `buf` by `until`; `None` (close the
@@ -154,9 +218,9 @@ async fn read_proxy_header(
 /// Serves a connection whose first bytes (the start of its next request,
 /// after a parked wait or a PROXY header) are in `buf`, with the deadline
 /// of its first request head if that has not come yet.
-async fn serve_from(
+async fn serve_from<S: ClientStream>(
     admitted: Admitted,
-    stream: TcpStream,
+    stream: S,
     peer: SocketAddr,
     buf: BytesMut,
     first_head_by: Option<Instant>,
@@ -167,7 +231,7 @@ async fn serve_from(
         stream,
         buf,
         out: Gather::default(),
-        xff: ForwardedFor::new(peer.ip()),
+        xff: ForwardedFor::new(peer.ip(), S::TLS),
         tried: Vec::new(),
         canceller: Canceller::new(),
         timer: Timer::new(timer.as_mut()),
@@ -209,13 +273,20 @@ async fn serve_from(
                 // Boxed: a rare state that would otherwise make every
                 // connection's task larger.
                 let idle = worker.config().idle_timeout;
-                return Box::pin(tunnel::run(conn.stream, conn.buf, target, idle)).await;
+                return match target {
+                    TargetStream::Plain(target) => {
+                        Box::pin(tunnel::run(conn.stream, conn.buf, target, idle)).await
+                    }
+                    TargetStream::Tls(target) => {
+                        Box::pin(tunnel::run(conn.stream, conn.buf, *target, idle)).await
+                    }
+                };
             }
         }
     }
 }
 
-impl ClientConn<'_> {
+impl<S: ClientStream> ClientConn<'_, S> {
     /// Reads until a whole request head is in the buffer.
     async fn read_head(&mut self, worker: &Worker) -> Result<Head, Answer> {
         let config = worker.config();
@@ -266,13 +337,11 @@ impl ClientConn<'_> {
             self.buf.reserve(CLIENT_BUF);
         }
         let owned = std::mem::take(&mut self.buf);
-        let read = self
-            .stream
-            .cancelable_read(owned.slice_mut(0..), self.canceller.handle());
+        let read = self.stream.read_cancelable(owned, self.canceller.handle());
         let mut read = std::pin::pin!(read);
         let wait = PARK_AFTER.min(limit);
         let timer = &mut self.timer;
-        let (res, slice) = match timer
+        let (res, buf) = match timer
             .run(Instant::now() + wait, async { Ok((&mut read).await) })
             .await
         {
@@ -282,7 +351,7 @@ impl ClientConn<'_> {
                 (&mut read).await
             }
         };
-        self.buf = slice.into_inner();
+        self.buf = buf;
         match res {
             Ok(0) => Some(Head::Closed),
             Ok(_) => None,
@@ -338,7 +407,7 @@ impl ClientConn<'_> {
     /// reads what it was sent rather than a reset (as nginx does).
     async fn linger(mut self) {
         let until = Instant::now() + LINGER;
-        let _ = self.stream.shutdown().await;
+        self.stream.shutdown().await;
         let mut drained = 0;
         while drained < LINGER_BYTES {
             self.buf.clear();

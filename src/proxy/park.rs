@@ -7,8 +7,9 @@
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use monoio::io::CancelableAsyncReadRent;
-use monoio::net::TcpStream;
+use bytes::BytesMut;
+
+use crate::stream::ClientStream;
 
 use super::serve_from;
 use crate::worker::Admitted;
@@ -17,9 +18,9 @@ use crate::worker::Admitted;
 /// connection, then serves it in a fresh task. Closes the connection when the
 /// client closes it or stays idle for `wait` more. `first_head_by` carries
 /// the deadline of a first request that has not come yet.
-pub async fn parked(
+pub async fn parked<S: ClientStream>(
     admitted: Admitted,
-    mut stream: TcpStream,
+    mut stream: S,
     peer: SocketAddr,
     wait: Duration,
     first_head_by: Option<Instant>,
@@ -32,7 +33,9 @@ pub async fn parked(
         }
         worker.idle_expiry(wait)
     };
-    let (res, byte) = stream.cancelable_read(Vec::with_capacity(1), expiry).await;
+    let (res, byte) = stream
+        .read_cancelable(BytesMut::with_capacity(1), expiry)
+        .await;
     if let (Ok(1), Some(&first)) = (res, byte.first()) {
         let mut buf = admitted.worker().client_buffers.take();
         buf.extend_from_slice(&[first]);

@@ -3,12 +3,12 @@
 //! through as its raw bytes until its framing says it is over.
 
 use bytes::BytesMut;
-use monoio::net::TcpStream;
 
 use super::head::{push_response_head, ClientHop};
 use super::{ClientConn, Next};
 use crate::http::{BodyProgress, Framing, RequestHead, ResponseHead};
-use crate::stream::{read_more, IoFail};
+use crate::stream::{read_more, ClientStream, IoFail};
+use crate::upstream::TargetStream;
 use crate::worker::{Worker, RESPONSE_BUF};
 
 /// What became of the upstream connection.
@@ -30,12 +30,12 @@ pub struct Outcome {
 /// `body_unread`, the target answered before the request body was sent
 /// (after `Expect: 100-continue`): neither connection can carry another
 /// request, as what became of that body is unknown.
-pub async fn relay(
-    conn: &mut ClientConn<'_>,
+pub async fn relay<S: ClientStream>(
+    conn: &mut ClientConn<'_, S>,
     req: &RequestHead,
     head: ResponseHead,
     resp: &mut BytesMut,
-    mut upstream: Option<&mut TcpStream>,
+    mut upstream: Option<&mut TargetStream>,
     body_unread: bool,
     worker: &Worker,
 ) -> Outcome {

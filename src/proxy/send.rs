@@ -15,9 +15,10 @@ use super::ClientConn;
 use crate::exchange::{ClientFail, ConnectFail, Event, SendFail};
 use crate::http::{parse_response, BodyProgress, RequestHead, ResponseHead};
 use crate::stream::{
-    connect, read_more, write_gather, write_gather_counted, IoFail, Timer, WriteFail,
+    connect, read_more, write_gather, write_gather_counted, ClientStream, Io, IoFail, Timer,
+    WriteFail,
 };
-use crate::upstream::Upstream;
+use crate::upstream::{TargetStream, Upstream};
 use crate::worker::{Worker, RESPONSE_BUF};
 
 /// Largest response head accepted from a target; 502 past it.
@@ -36,23 +37,40 @@ pub(super) async fn open(
     timer: &mut Timer<'_>,
     target: usize,
 ) -> Result<Upstream, ConnectFail> {
-    let Some(addr) = worker.target_addr(target) else {
+    let Some((addr, tls)) = worker.target_dial(target) else {
         return Err(ConnectFail::Gone);
     };
     let until = worker.soon(worker.config().connect_timeout);
-    match timer.run(until, connect(addr)).await {
-        Ok(stream) => Ok(Upstream::new(stream)),
-        Err(IoFail::Refused) => Err(ConnectFail::Refused),
-        Err(IoFail::TimedOut) => Err(ConnectFail::TimedOut),
-        Err(_) => Err(ConnectFail::Failed),
+    let stream = match timer.run(until, connect(addr)).await {
+        Ok(stream) => stream,
+        Err(IoFail::Refused) => return Err(ConnectFail::Refused),
+        Err(IoFail::TimedOut) => return Err(ConnectFail::TimedOut),
+        Err(_) => return Err(ConnectFail::Failed),
+    };
+    let Some(name) = tls else {
+        return Ok(Upstream::new(TargetStream::Plain(stream)));
+    };
+    // The handshake, within the same deadline: the target has seen no
+    // request yet, whatever happens.
+    let Some(backend) = worker.config().backend_tls.as_deref() else {
+        return Err(ConnectFail::Failed);
+    };
+    let handshake = async { Ok(backend.connect(stream, name).await) };
+    match timer.run(until, handshake).await {
+        Ok(Ok(tls)) => Ok(Upstream::new(TargetStream::Tls(Box::new(tls)))),
+        Ok(Err(fault)) => {
+            log!(debug, "TLS handshake with target {addr} failed: {fault:?}");
+            Err(ConnectFail::Failed)
+        }
+        Err(_) => Err(ConnectFail::TimedOut),
     }
 }
 
 /// Writes the request head and the buffered body (or the first part of a
 /// streamed one). `NotSent` when not a byte went out.
-pub(super) async fn send_head(
+pub(super) async fn send_head<S: ClientStream>(
     worker: &Worker,
-    conn: &mut ClientConn<'_>,
+    conn: &mut ClientConn<'_, S>,
     up: &mut Upstream,
     (head, req): (&Bytes, &RequestHead),
     body: &RequestBody,
@@ -133,15 +151,15 @@ impl HeadReader<'_> {
     /// the client a 100 from the balancer. Waiting uses a readiness poll,
     /// not a read, so that the deadline cannot lose bytes. `Err` is the
     /// event of a failure.
-    pub(super) async fn await_continue(
+    pub(super) async fn await_continue<S: ClientStream>(
         &mut self,
-        conn: &mut ClientConn<'_>,
+        conn: &mut ClientConn<'_, S>,
         up: &mut Upstream,
         worker: &Worker,
     ) -> Result<Option<ResponseHead>, Event> {
         let wait = self.until.min(Instant::now() + CONTINUE_WAIT);
         let stream = up.stream();
-        let readable = async { stream.readable(true).await.map_err(IoFail::from) };
+        let readable = stream.readable();
         match conn.timer.run(wait, readable).await {
             Err(IoFail::TimedOut) => {}
             Err(_) => return Err(Event::SendFailed(SendFail::NoResponse)),
@@ -169,8 +187,8 @@ impl HeadReader<'_> {
 
 /// Streams the rest of a body too large to buffer from the client to the
 /// target.
-pub(super) async fn pump(
-    conn: &mut ClientConn<'_>,
+pub(super) async fn pump<S: ClientStream>(
+    conn: &mut ClientConn<'_, S>,
     up: &mut Upstream,
     rest: &mut BodyProgress,
     worker: &Worker,

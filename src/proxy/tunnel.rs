@@ -10,13 +10,8 @@
 use std::cell::Cell;
 use std::time::{Duration, Instant};
 
+use crate::stream::{Halves, IoFail, ReadHalf, WriteHalf};
 use bytes::BytesMut;
-use monoio::buf::IoBuf;
-use monoio::io::{AsyncReadRent, AsyncWriteRent, Splitable};
-use monoio::net::tcp::{TcpOwnedReadHalf, TcpOwnedWriteHalf};
-use monoio::net::TcpStream;
-
-use crate::stream::IoFail;
 
 /// Reads in a tunnel ask for at least this much room: one buffer of it per
 /// direction, for the life of the tunnel.
@@ -26,9 +21,9 @@ const TUNNEL_READ: usize = 16 * 1024;
 /// a write stalls for `idle`, or nothing moves either way for `idle`.
 /// `pending` holds what the client sent after its request, which goes to
 /// the target first.
-pub async fn run(client: TcpStream, pending: BytesMut, target: TcpStream, idle: Duration) {
-    let (mut from_client, mut to_client) = client.into_split();
-    let (mut from_target, mut to_target) = target.into_split();
+pub async fn run<C: Halves, T: Halves>(client: C, pending: BytesMut, target: T, idle: Duration) {
+    let (mut from_client, mut to_client) = client.into_halves();
+    let (mut from_target, mut to_target) = target.into_halves();
     let traffic = Traffic {
         last: Cell::new(Instant::now()),
         idle,
@@ -74,8 +69,8 @@ impl Traffic {
 /// `to` until `from` ends its stream, which is passed on by shutting down
 /// the writing half of `to`. One buffer serves every read.
 async fn pump(
-    from: &mut TcpOwnedReadHalf,
-    to: &mut TcpOwnedWriteHalf,
+    from: &mut impl ReadHalf,
+    to: &mut impl WriteHalf,
     first: BytesMut,
     traffic: &Traffic,
 ) -> Result<(), IoFail> {
@@ -88,14 +83,14 @@ async fn pump(
     loop {
         // No deadline of its own: a side with nothing to say is not a
         // stall, and `Traffic::quiet` ends a tunnel idle both ways.
-        let (res, back) = from.read(buf).await;
+        let (res, back) = from.read_some(buf).await;
         buf = back;
         match res {
             Ok(0) => {
                 // Half-close: the other direction carries on. A failure here
                 // means the peer behind `to` is gone, which the other
                 // direction's read will find.
-                let _ = to.shutdown().await;
+                to.shutdown().await;
                 return Ok(());
             }
             Ok(_) => traffic.moved(),
@@ -106,29 +101,18 @@ async fn pump(
     }
 }
 
-/// Writes all of `buf` and gives it back. Each write must make progress
+/// Writes all of `buf` and gives it back. The write must make progress
 /// within `idle`: a peer that stops reading is a stall, not a quiet side.
 /// A write cut short by the deadline is dropped, and the tunnel closes.
 async fn write_all(
-    to: &mut TcpOwnedWriteHalf,
-    mut buf: BytesMut,
+    to: &mut impl WriteHalf,
+    buf: BytesMut,
     traffic: &Traffic,
 ) -> Result<BytesMut, IoFail> {
-    let mut done = 0;
-    while done < buf.len() {
-        let write = to.write(buf.slice(done..));
-        let Ok((res, back)) = monoio::time::timeout(traffic.idle, write).await else {
-            return Err(IoFail::TimedOut);
-        };
-        buf = back.into_inner();
-        match res {
-            Ok(0) => return Err(IoFail::Closed),
-            Ok(n) => {
-                done += n;
-                traffic.moved();
-            }
-            Err(e) => return Err(e.into()),
-        }
-    }
+    let Ok((res, buf)) = monoio::time::timeout(traffic.idle, to.write_all(buf)).await else {
+        return Err(IoFail::TimedOut);
+    };
+    res?;
+    traffic.moved();
     Ok(buf)
 }

@@ -9,6 +9,7 @@
 //! for the new one. Workers keep a copy of the table and refresh it when the
 //! set's generation changes: one atomic load per request.
 
+use rustls::pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -33,6 +34,9 @@ pub struct Target {
     /// Its share of traffic relative to the others (`,weight=N`; 1 unless
     /// given), for the weighted and least-connections algorithms.
     pub weight: u32,
+    /// Spoken to over TLS (`https://host:port`): the name its certificate
+    /// must be valid for, which is also sent as SNI.
+    pub tls: Option<ServerName<'static>>,
 }
 
 /// Largest `weight=` a target may have.
@@ -47,9 +51,17 @@ impl Target {
     pub fn same(&self, other: &Target) -> bool {
         self.name == other.name && self.addr == other.addr
     }
+
+    /// `host:port`, without the `https://` of a TLS target (its `Host`).
+    pub fn authority(&self) -> &str {
+        self.name.strip_prefix(HTTPS).unwrap_or(&self.name)
+    }
 }
 
-/// Parses `host:port` or `host:port,weight=N` and resolves the address.
+const HTTPS: &str = "https://";
+
+/// Parses `[https://]host:port` or `[https://]host:port,weight=N` and
+/// resolves the address. `http://` may be written and means plain HTTP.
 pub fn parse_target(
     spec: &str,
     resolve: impl Fn(&str) -> Result<SocketAddr, String>,
@@ -67,12 +79,34 @@ pub fn parse_target(
             return Err(bad());
         }
     }
+    let (name, tls) = match name.strip_prefix(HTTPS) {
+        Some(authority) => (authority, true),
+        None => (name.strip_prefix("http://").unwrap_or(name), false),
+    };
+    let name = name.strip_suffix('/').unwrap_or(name);
+    let tls = match tls {
+        true => Some(tls_name(spec, name)?),
+        false => None,
+    };
     let addr = resolve(name)?;
     Ok(Target {
-        name: name.to_string(),
+        name: match tls {
+            Some(_) => format!("{HTTPS}{name}"),
+            None => name.to_string(),
+        },
         addr,
         weight,
+        tls,
     })
+}
+
+/// The name a TLS target's certificate is checked for: the host of
+/// `host:port` (a DNS name or an IP address).
+fn tls_name(spec: &str, authority: &str) -> Result<ServerName<'static>, String> {
+    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    ServerName::try_from(host.to_string())
+        .map_err(|_| format!("'{spec}': '{host}' is not a host name TLS can check"))
 }
 
 /// A target in its slot.
@@ -340,6 +374,7 @@ mod tests {
             name: format!("127.0.0.1:{port}"),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             weight: 1,
+            tls: None,
         }
     }
 

@@ -38,18 +38,20 @@ use std::task::{Context, Waker};
 
 use monoio::net::TcpStream;
 
+use super::TargetStream;
+
 use crate::stream::is_idle_and_open;
 
 /// A connection to a target.
 pub struct Upstream {
-    stream: TcpStream,
+    stream: TargetStream,
     /// Made when the connection is first pooled, then armed again each time
     /// it goes back (without allocating).
     watch: Option<Box<dyn Watch>>,
 }
 
 impl Upstream {
-    pub fn new(stream: TcpStream) -> Upstream {
+    pub fn new(stream: TargetStream) -> Upstream {
         Upstream {
             stream,
             watch: None,
@@ -57,12 +59,12 @@ impl Upstream {
     }
 
     #[inline]
-    pub fn stream(&mut self) -> &mut TcpStream {
+    pub fn stream(&mut self) -> &mut TargetStream {
         &mut self.stream
     }
 
     /// The stream alone, for a tunnel (it will not be pooled again).
-    pub fn into_stream(self) -> TcpStream {
+    pub fn into_stream(self) -> TargetStream {
         self.stream
     }
 
@@ -70,11 +72,14 @@ impl Upstream {
     /// connection is peeked at when taken). False when it cannot be watched,
     /// or its poll fired at once: do not pool it.
     pub fn arm(&mut self) -> bool {
+        if self.stream.has_buffered() {
+            return false;
+        }
         if monoio::utils::is_legacy() {
             return true;
         }
         if self.watch.is_none() {
-            match new_watch(&self.stream) {
+            match new_watch(self.stream.tcp()) {
                 Ok(watch) => self.watch = Some(watch),
                 Err(_) => return false,
             }
@@ -89,7 +94,7 @@ impl Upstream {
     pub fn is_quiet(&mut self) -> bool {
         match &mut self.watch {
             Some(watch) => !watch.fired(),
-            None => is_idle_and_open(&self.stream),
+            None => is_idle_and_open(self.stream.tcp()),
         }
     }
 }

@@ -68,7 +68,7 @@ impl Pool {
                 break;
             }
             let conn = &mut idle_conn.conn;
-            if conn.is_quiet() && (!check || is_idle_and_open(conn.stream())) {
+            if conn.is_quiet() && (!check || is_idle_and_open(conn.stream().tcp())) {
                 found = Some(idle_conn.conn);
                 break;
             }

@@ -4,17 +4,20 @@
 //! passes) is [`CheckAnswer::passes`]; rise and fall are applied by
 //! [`Targets::record_check`](crate::targets::Targets::record_check).
 
-use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use monoio::net::TcpStream;
 
+use crate::blocking::off_thread;
 use crate::health::{CheckAnswer, CheckOutcome};
 use crate::http::parse_response;
 use crate::shared::Shared;
 use crate::stream::{connect, deadline, read_more, write_all, IoFail};
-use crate::targets::{reload, Change};
+use crate::targets::{reload, Change, Target};
+use crate::tls::stream::Fault;
+use crate::tls::BackendTls;
+use crate::upstream::TargetStream;
 
 /// Largest health-check response head read.
 const MAX_CHECK_HEAD: usize = 16 * 1024;
@@ -31,9 +34,23 @@ impl From<IoFail> for CheckAnswer {
 }
 
 /// Checks one target on a fresh connection with `Connection: close`.
-pub async fn check_one(addr: SocketAddr, host: &str, path: &str, limit: Duration) -> CheckAnswer {
+pub async fn check_one(
+    target: &Target,
+    tls: Option<&BackendTls>,
+    path: &str,
+    limit: Duration,
+) -> CheckAnswer {
     let exchange = async {
-        let mut stream: TcpStream = connect(addr).await?;
+        let tcp: TcpStream = connect(target.addr).await?;
+        let mut stream = match (&target.tls, tls) {
+            (Some(name), Some(tls)) => match tls.connect(tcp, name.clone()).await {
+                Ok(stream) => TargetStream::Tls(Box::new(stream)),
+                Err(Fault::Tls(e)) => return Ok(CheckAnswer::TlsFailed(tls_problem(&e))),
+                Err(Fault::Io(e)) => return Err(e),
+            },
+            _ => TargetStream::Plain(tcp),
+        };
+        let host = target.authority();
         let request = format!(
             "GET {path} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: load-balancer-health\r\nConnection: close\r\n\r\n"
         );
@@ -86,7 +103,8 @@ async fn check(shared: &'static Shared, only: Option<&[usize]>, first: bool) {
                 let slot = slot.clone();
                 async move {
                     let t = &slot.target;
-                    check_one(t.addr, &t.name, &config.health_path, config.health_timeout).await
+                    let tls = config.backend_tls.as_deref();
+                    check_one(t, tls, &config.health_path, config.health_timeout).await
                 }
             });
             (i, slot, check)
@@ -139,6 +157,31 @@ fn in_a_row(n: u32) -> String {
     }
 }
 
+/// Why a TLS handshake with a target failed, in a few words.
+fn tls_problem(e: &rustls::Error) -> &'static str {
+    use rustls::CertificateError as C;
+    match e {
+        rustls::Error::InvalidCertificate(C::NotValidForName)
+        | rustls::Error::InvalidCertificate(C::NotValidForNameContext { .. }) => {
+            "certificate not valid for the target's name"
+        }
+        rustls::Error::InvalidCertificate(C::UnknownIssuer) => {
+            "certificate signed by an unknown authority (see --backend-ca)"
+        }
+        rustls::Error::InvalidCertificate(C::Expired)
+        | rustls::Error::InvalidCertificate(C::ExpiredContext { .. }) => "certificate expired",
+        rustls::Error::InvalidCertificate(C::Other(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            "certificate is a CA's (CA:TRUE), not a server's"
+        }
+        rustls::Error::InvalidCertificate(_) => "certificate refused",
+        rustls::Error::AlertReceived(_) => "the target sent an alert",
+        rustls::Error::NoApplicationProtocol => "the target does not speak http/1.1",
+        _ => "protocol error",
+    }
+}
+
 /// Runs a round every interval, forever.
 pub async fn run(shared: &'static Shared) {
     loop {
@@ -155,15 +198,38 @@ pub async fn run(shared: &'static Shared) {
 /// or refused.
 pub async fn reload(shared: &'static Shared) -> Result<Change, String> {
     crate::systemd::reloading();
-    let file = shared.config.targets_file.as_deref();
-    let result = reload::run(&shared.targets, &shared.reloads, file).await;
-    if let Ok(change) = &result {
-        if !change.added.is_empty() {
-            check_slots(shared, &change.added_slots).await;
-        }
-    }
+    let result = reload_all(shared).await;
     crate::systemd::reloaded();
     result
+}
+
+/// The certificates first (a bad file refuses the whole reload, so that
+/// nothing changes), then the targets file.
+async fn reload_all(shared: &'static Shared) -> Result<Change, String> {
+    let file = shared.config.targets_file.as_deref();
+    if let Some(tls) = shared.config.tls.clone() {
+        let read = off_thread("reload-certs", move || tls.reload())
+            .map_err(|e| format!("cannot start a thread to read the certificates: {e}"))?
+            .await;
+        match read {
+            Ok(()) => log!(info, "reload: certificates read again"),
+            Err(e) => {
+                log!(
+                    error,
+                    "reload refused, the running certificates and targets stay: {e}"
+                );
+                return Err(e);
+            }
+        }
+        if file.is_none() {
+            return Ok(Change::default());
+        }
+    }
+    let change = reload::run(&shared.targets, &shared.reloads, file).await?;
+    if !change.added.is_empty() {
+        check_slots(shared, &change.added_slots).await;
+    }
+    Ok(change)
 }
 
 /// Reloads each time a SIGHUP is raised. Runs on worker 0 for the life of

@@ -14,6 +14,7 @@
 //!
 //! What all workers share is `crate::shared`.
 
+use crate::tls::HandshakeFailure;
 use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -177,6 +178,21 @@ impl Worker {
     pub fn count_proxy_header_refused(&self) {
         if let Some(m) = self.metrics {
             m.proxy_header_refused.add(1);
+        }
+    }
+
+    /// Counts a TLS handshake done with a client, full or resumed.
+    pub fn count_tls_handshake(&self, kind: Option<rustls::HandshakeKind>) {
+        if let Some(m) = self.metrics {
+            let resumed = kind == Some(rustls::HandshakeKind::Resumed);
+            m.tls_handshakes[usize::from(resumed)].add(1);
+        }
+    }
+
+    /// Counts a TLS handshake with a client that failed, and why.
+    pub fn count_tls_failure(&self, reason: HandshakeFailure) {
+        if let Some(m) = self.metrics {
+            m.tls_failures[reason.index()].add(1);
         }
     }
 

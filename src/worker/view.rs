@@ -3,6 +3,7 @@
 //! share.
 
 use crate::targets::{Slot, Target};
+use rustls::pki_types::ServerName;
 
 use super::Worker;
 
@@ -65,10 +66,14 @@ impl Worker {
         self.view.borrow().slots[slot].as_ref().map_or(0, |s| s.gen)
     }
 
-    /// The address of the target in `slot`, if the slot holds one.
-    pub fn target_addr(&self, slot: usize) -> Option<std::net::SocketAddr> {
+    /// How to reach the target in `slot`, if the slot holds one: its
+    /// address, and for a TLS target the name its certificate must have.
+    pub fn target_dial(
+        &self,
+        slot: usize,
+    ) -> Option<(std::net::SocketAddr, Option<ServerName<'static>>)> {
         self.view.borrow().slots[slot]
             .as_ref()
-            .map(|s| s.target.addr)
+            .map(|s| (s.target.addr, s.target.tls.clone()))
     }
 }

@@ -29,6 +29,7 @@ mod checks;
 mod client;
 mod scrape;
 mod tempfile;
+pub mod tls;
 mod wire;
 
 use std::time::{Duration, Instant};
