@@ -22,7 +22,7 @@ LB_ARGS ?=
 override CONNS := $(or $(CONNECTIONS),$(CONNS))
 export DURATION CONNS THREADS URL
 
-.PHONY: help build run-dev kill test benchmark compare idle-memory loadtest kill-loadtest pprof
+.PHONY: help build run-dev kill test benchmark compare compare-tls idle-memory loadtest kill-loadtest pprof
 
 help: ## list these targets
 	@echo "usage: make TARGET [DURATION=30s] [CONNECTIONS=64] [THREADS=2] [URL=...]"
@@ -50,6 +50,12 @@ benchmark: ## cargo bench, then ../shared/bench/compare.sh vs nginx/HAProxy if p
 
 compare: build ## ours beside nginx and HAProxy, a markdown table (DURATION=10, CONNECTIONS=64, BODY=20, WORKERS=1)
 	scripts/compare.sh $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \
+		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
+
+compare-tls: build ## HTTPS: ours beside nginx and HAProxy, keep-alive then a handshake per request (as compare)
+	scripts/compare.sh --tls $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \
+		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
+	scripts/compare.sh --tls --new-conn $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \
 		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
 
 idle-memory: build ## bytes per idle keep-alive connection, ours and nginx's, in one run (CONNECTIONS=10000)

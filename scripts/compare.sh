@@ -5,13 +5,19 @@
 # under it the command, the wrk load and the machine it was measured on.
 #
 #   scripts/compare.sh [--duration S] [--conns N] [--body BYTES] [--workers N]
-#                      [--no-pin] [--only NAME[,NAME]] [--lb PATH]
+#                      [--tls] [--new-conn] [--no-pin] [--only NAME[,NAME]]
+#                      [--lb PATH]
 #
 #   --duration S      seconds of measured load per balancer (10; "10s" works too)
 #   --conns N         wrk connections (64); wrk always runs one thread
 #   --body BYTES      response body size (20); above 1 KiB the backends serve a file
 #   --workers N       workers for every balancer (1): our --workers N, nginx
 #                     worker_processes N, HAProxy nbthread N
+#   --tls             every balancer serves HTTPS with one ECDSA P-256
+#                     certificate made here with openssl (ours on --tls-port),
+#                     and wrk speaks HTTPS; the backends stay plain HTTP
+#   --new-conn        wrk sends Connection: close, so every request opens a
+#                     new connection (with --tls, a full handshake)
 #   --no-pin          leave scheduling to the kernel (no taskset)
 #   --only NAMES      a comma-separated subset of: load-balancer, nginx, haproxy
 #   --lb PATH         the balancer binary (target/release/load-balancer, built
@@ -52,6 +58,8 @@ CONNS=64
 BODY=20
 WORKERS=1
 PIN=1
+TLS=0
+NEWCONN=0
 ONLY=load-balancer,nginx,haproxy
 LB=""
 while [ $# -gt 0 ]; do
@@ -69,6 +77,8 @@ while [ $# -gt 0 ]; do
       shift 2
       ;;
     --no-pin) PIN=0; shift ;;
+    --tls) TLS=1; shift ;;
+    --new-conn) NEWCONN=1; shift ;;
     -h | --help) usage; exit 0 ;;
     *) bad_usage "unknown argument: $1" ;;
   esac
@@ -100,13 +110,15 @@ cd "$(repo_root)"
 
 # ---- tools ------------------------------------------------------------------
 missing=()
-for tool in wrk nginx haproxy curl; do
+tools=(wrk nginx haproxy curl)
+[ "$TLS" = 1 ] && tools+=(openssl)
+for tool in "${tools[@]}"; do
   command -v "$tool" >/dev/null 2>&1 || missing+=("$tool")
 done
 if [ ${#missing[@]} -gt 0 ]; then
   say "missing: ${missing[*]}" >&2
   # lib.sh's apt_install says what to run when we are not root.
-  apt_install wrk nginx-light haproxy curl >&2 || exit 2
+  apt_install wrk nginx-light haproxy curl openssl >&2 || exit 2
 fi
 
 if selected load-balancer; then
@@ -150,7 +162,10 @@ fi
 # ---- ports and files ----------------------------------------------------------
 BACKEND_PORTS=(19201 19202 19203 19204)
 declare -A PORT=([load-balancer]=18280 [nginx]=18281 [haproxy]=18282)
+# With --tls, ours serves HTTPS on its port and plain HTTP (unused) here.
+LB_PLAIN_PORT=18283
 want_ports=("${BACKEND_PORTS[@]}")
+[ "$TLS" = 1 ] && want_ports+=("$LB_PLAIN_PORT")
 for name in "${SELECTED[@]}"; do want_ports+=("${PORT[$name]}"); done
 check_ports_free "${want_ports[@]}" || die "nothing was started"
 
@@ -171,6 +186,20 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT
 trap 'exit 143' TERM
+
+# --tls: one certificate for every balancer, and the lines that use it.
+SCHEME=http NGINX_SSL="" HAPROXY_SSL=""
+if [ "$TLS" = 1 ]; then
+  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+    -subj /CN=localhost -addext subjectAltName=DNS:localhost,IP:127.0.0.1 \
+    -keyout "$WORK/key.pem" -out "$WORK/cert.pem" 2>/dev/null || die "openssl could not make a certificate"
+  cat "$WORK/cert.pem" "$WORK/key.pem" >"$WORK/both.pem"
+  SCHEME=https
+  NGINX_SSL=" ssl; ssl_certificate $WORK/cert.pem; ssl_certificate_key $WORK/key.pem"
+  HAPROXY_SSL=" ssl crt $WORK/both.pem alpn http/1.1"
+fi
+WRK_EXTRA=()
+[ "$NEWCONN" = 1 ] && WRK_EXTRA=(-H "Connection: close")
 
 # One nginx, one worker, listening on all four backend ports: four backends
 # for the balancers to spread over, at the cost of one core. Small bodies come
@@ -220,7 +249,7 @@ EOF
     keepalive 512; keepalive_requests 10000000;
   }
   server {
-    listen 127.0.0.1:${PORT[nginx]} backlog=4096;
+    listen 127.0.0.1:${PORT[nginx]} backlog=4096${NGINX_SSL};
     location / {
       proxy_pass http://pool;
       proxy_http_version 1.1; proxy_set_header Connection "";
@@ -248,7 +277,7 @@ defaults
   option redispatch
   retry-on conn-failure 500
 frontend fe
-  bind 127.0.0.1:${PORT[haproxy]}
+  bind 127.0.0.1:${PORT[haproxy]}${HAPROXY_SSL}
   default_backend pool
 backend pool
   balance roundrobin
@@ -297,7 +326,7 @@ family() { say "$1"; pgrep -P "$1" || true; }
 # traps can stop it, and waited for.
 wrk_run() {
   local out=$1 secs=$2 url=$3
-  "${LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${secs}s" --latency "$url" >"$out" 2>&1 &
+  "${LOAD_CPU[@]}" wrk -t1 -c"$CONNS" -d"${secs}s" --latency "${WRK_EXTRA[@]}" "$url" >"$out" 2>&1 &
   WRK_PID=$!
   wait "$WRK_PID" || true
   WRK_PID=""
@@ -328,7 +357,7 @@ wrk_figures() {
 ROWS=()
 
 # serves PORT: the balancer answers 200 on / (so at least one backend is up).
-serves() { curl -sf -o /dev/null --max-time 1 "http://127.0.0.1:$1/"; }
+serves() { curl -sfk -o /dev/null --max-time 1 "$SCHEME://127.0.0.1:$1/"; }
 
 # nginx_workers_up PID: the master has forked all its workers.
 nginx_workers_up() { [ "$(pgrep -c -P "$1" || true)" -ge "$WORKERS" ]; }
@@ -360,12 +389,12 @@ measure() {
   # first health round, so none marks a backend up or down during the run.
   # The referee waits the same, and we measure from the same state as it does.
   sleep 1.5
-  wrk_run /dev/null 2 "http://127.0.0.1:$port/"
+  wrk_run /dev/null 2 "$SCHEME://127.0.0.1:$port/"
 
   local pids user0 sys0 user1 sys1 rss figures
   mapfile -t pids < <(family "$pid")
   read -r user0 sys0 <<<"$(cpu_ticks "${pids[@]}")"
-  wrk_run "$WORK/$name.wrk" "$DURATION" "http://127.0.0.1:$port/"
+  wrk_run "$WORK/$name.wrk" "$DURATION" "$SCHEME://127.0.0.1:$port/"
   read -r user1 sys1 <<<"$(cpu_ticks "${pids[@]}")"
   rss=$(rss_kb "${pids[@]}")
   stop_pids TERM "$pid"
@@ -400,6 +429,10 @@ for name in "${SELECTED[@]}"; do
   case $name in
     load-balancer)
       lb_args=(-p "${PORT[$name]}" --bind 127.0.0.1)
+      if [ "$TLS" = 1 ]; then
+        lb_args=(-p "$LB_PLAIN_PORT" --tls-port "${PORT[$name]}" --bind 127.0.0.1
+          --tls-cert "$WORK/cert.pem" --tls-key "$WORK/key.pem")
+      fi
       for port in "${BACKEND_PORTS[@]}"; do lb_args+=(-b "127.0.0.1:$port"); done
       measure load-balancer "$LB" "${lb_args[@]}" --workers "$WORKERS"
       ;;
@@ -435,6 +468,12 @@ printf '%s\n' "${ROWS[@]}"
 say ""
 say "\`$COMMAND\`: wrk -t1 -c$CONNS -d${DURATION}s --latency (after 2 s of warm-up), $BODY-byte bodies, $per, $PIN_TEXT."
 say "$(date -u '+%Y-%m-%d %H:%M UTC'), $(uname -sr), $NCPU CPUs${cpu_model:+ ($cpu_model)}, $versions."
+if [ "$TLS" = 1 ]; then
+  NOTES+=("--tls: clients speak HTTPS to the balancers (ECDSA P-256, TLS 1.3 as wrk negotiates it); the backends and the direct row are plain HTTP")
+fi
+if [ "$NEWCONN" = 1 ]; then
+  NOTES+=("--new-conn: every request opens a new connection (Connection: close), so 1e6 / CPU µs/req is connections (with --tls, full handshakes) per second of CPU")
+fi
 if [ "$WORKERS" -gt 1 ] && selected nginx; then
   NOTES+=("nginx runs a master and $WORKERS worker processes: its CPU is all of theirs, its RSS their sum")
 fi

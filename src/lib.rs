@@ -23,6 +23,9 @@
 //!   path's (pick a target, `record` what an attempt came to, ask for a
 //!   retry, take and give back pooled connections), its view of the
 //!   targets, admission and drain, its coarse clock.
+//! - [`tls`]: HTTPS on `--tls-port` and to `https://` targets: rustls
+//!   (aws-lc-rs) fed through monoio's owned buffers, certificates by SNI and
+//!   reloaded, the handshake and why one failed, the targets' verification.
 //! - [`proxy`]: the monoio driver of one client connection: read a head,
 //!   take its body, perform what the [`exchange`] machine asks (connect,
 //!   send, stream, relay, answer), keep-alive, pipelining, parking, tunnels.
@@ -58,7 +61,10 @@
 //! - [`blocking`]: blocking work (a file read, a name lookup) run on a
 //!   thread of its own and awaited without blocking a worker's event loop.
 //! - [`stream`]: socket helpers over monoio's owned buffers: appending
-//!   reads, gathered writes, deadlines, the liveness peek.
+//!   reads, gathered writes, deadlines, the liveness peek; and `Io`, the
+//!   operations the driver needs of a stream, which TCP and TLS both give,
+//!   so that the driver is generic over the client's stream (plain or TLS)
+//!   and a target's connection is either behind one type.
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
 //!
 //! `http`, `balance`, `health`, `exchange` and `proxy_protocol` forbid

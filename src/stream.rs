@@ -71,6 +71,9 @@ pub trait Io {
 pub trait ClientStream: Io + Halves + 'static {
     /// Requests that came over it get `X-Forwarded-Proto: https`.
     const TLS: bool;
+    /// Says goodbye before the connection is closed after a response (TLS:
+    /// `close_notify`, which TLS clients expect; plain TCP: nothing).
+    async fn goodbye(&mut self);
     /// Reads into `buf` from its start, cancelable: a cancelled read is
     /// still awaited, so bytes that came at that moment are kept, and ends
     /// with `ECANCELED`.
@@ -132,6 +135,9 @@ impl Io for TcpStream {
 
 impl ClientStream for TcpStream {
     const TLS: bool = false;
+
+    #[inline]
+    async fn goodbye(&mut self) {}
 
     #[inline]
     async fn read_cancelable(

@@ -928,3 +928,77 @@ fn start_up_refuses_tls_flags_that_do_not_pair_up() {
         eprintln!("{what}: {line}");
     }
 }
+
+// ---------------------------------------------------------------------------
+// Tunnels and PROXY protocol over TLS
+// ---------------------------------------------------------------------------
+
+/// A WebSocket upgrade from a TLS client to a plain target: the 101 comes
+/// back over TLS and bytes then go both ways through the tunnel.
+#[test]
+fn an_upgrade_from_a_tls_client_is_tunnelled() {
+    let target = Backend::start("ws");
+    target.set_mode(Mode::Upgrade);
+    let site = site();
+    let lb = start_tls(&target, &[&site.files], &[]);
+    let config = default_client_config(&site.ca.trust());
+    let mut c = TlsClient::connect(https_addr(&lb), NAME, &config);
+    c.send_raw(&upgrade_request(b""));
+    let r = c.read_head_only();
+    assert_eq!(r.status, 101, "{r:?}");
+    for word in [
+        &b"ping"[..],
+        b"a longer message, twice over",
+        &[7u8; 40_000],
+    ] {
+        c.send_raw(word);
+        assert_eq!(c.read_raw(word.len()), word, "echoed through the tunnel");
+    }
+}
+
+/// A WebSocket upgrade from a plain client to an `https://` target: the
+/// tunnel's target side is TLS.
+#[test]
+fn an_upgrade_to_a_tls_target_is_tunnelled() {
+    let ca = Ca::new("targets-root");
+    let t = TlsBackend::start("T", &ca.leaf("t-ip", &["127.0.0.1"]));
+    let spec = t.spec("127.0.0.1");
+    let lb = start_with_targets(&[&spec], &["--backend-ca", ca.arg()]);
+    let mut c = Client::connect(lb.addr());
+    c.send(&upgrade_request(b"early"));
+    let r = c.read_response();
+    assert_eq!(r.status, 101, "{r:?}");
+    assert_eq!(read_n(&mut c, 5), b"early", "bytes sent with the upgrade");
+    let big = vec![9u8; 50_000];
+    c.send(&big);
+    assert_eq!(read_n(&mut c, big.len()), big);
+}
+
+/// With `--proxy-protocol`, the PROXY header comes in clear before the
+/// handshake, and the client it names is the one the target hears of.
+#[test]
+fn a_proxy_header_comes_before_the_handshake() {
+    let target = Backend::start("a");
+    let site = site();
+    let lb = start_tls(&target, &[&site.files], &["--proxy-protocol"]);
+    let config = default_client_config(&site.ca.trust());
+    let header = b"PROXY TCP4 192.0.2.7 10.0.0.1 12345 443\r\n";
+    let mut c = TlsClient::try_connect_after(https_addr(&lb), header, NAME, &config)
+        .expect("the handshake after the PROXY header");
+    assert_eq!(c.get("/behind-l4").status, 200);
+    let seen = target.last_request().expect("forwarded");
+    assert_eq!(seen.header_all("X-Forwarded-For"), vec!["192.0.2.7"]);
+    assert_eq!(seen.header_all("X-Forwarded-Proto"), vec!["https"]);
+    // Without a header, the connection is closed before any handshake.
+    assert!(
+        TlsClient::try_connect(https_addr(&lb), NAME, &config).is_err(),
+        "a handshake without the PROXY header was accepted"
+    );
+}
+
+/// Reads exactly `n` bytes from a plain client.
+fn read_n(c: &mut Client, n: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; n];
+    std::io::Read::read_exact(c, &mut bytes).unwrap_or_else(|e| panic!("reading {n} bytes: {e}"));
+    bytes
+}

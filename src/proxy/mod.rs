@@ -267,7 +267,7 @@ async fn serve_from<S: ClientStream>(
             // answered: close gently, or the reset that unread data causes
             // could destroy the answer before the client reads it.
             Next::Close if !conn.buf.is_empty() => return conn.linger().await,
-            Next::Close => return,
+            Next::Close => return conn.goodbye().await,
             Next::Reject(e) => return conn.fail(e, &worker).await,
             Next::Tunnel(target) => {
                 // Boxed: a rare state that would otherwise make every
@@ -416,6 +416,19 @@ impl<S: ClientStream> ClientConn<'_, S> {
                 Ok(n) => drained += n,
                 Err(_) => break,
             }
+        }
+    }
+
+    /// Closes after a response: TLS says `close_notify` first (within
+    /// `LINGER`).
+    async fn goodbye(mut self) {
+        if S::TLS {
+            let until = Instant::now() + LINGER;
+            let bye = async {
+                self.stream.goodbye().await;
+                Ok(())
+            };
+            let _ = self.timer.run(until, bye).await;
         }
     }
 

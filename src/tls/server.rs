@@ -15,7 +15,7 @@ use rustls::{Connection, ServerConfig, ServerConnection};
 
 use super::certs::read_pair;
 use super::stream::{Fault, TlsStream};
-use super::{provider, ALPN_HTTP11};
+use super::{provider, server_provider, ALPN_HTTP11};
 use crate::stream::{Io, IoFail};
 
 /// The answer to plain HTTP sent to the TLS port, as nginx gives one.
@@ -137,7 +137,7 @@ impl FrontTls {
     /// Reads every pair and builds the configuration; the error is one
     /// line naming the file.
     pub fn new(pairs: Pairs) -> Result<FrontTls, String> {
-        let provider = provider();
+        let provider = server_provider();
         let certs = Arc::new(Certs {
             current: RwLock::new(Arc::new(read_all(&pairs)?)),
         });
@@ -147,6 +147,11 @@ impl FrontTls {
             .with_no_client_auth()
             .with_cert_resolver(certs.clone());
         config.alpn_protocols = vec![ALPN_HTTP11.to_vec()];
+        // The suites in our order (see `server_provider`), not the client's.
+        config.ignore_client_order = true;
+        // One TLS 1.3 ticket per handshake, as TLS 1.2 gives one: a client
+        // resumes one connection with it (and gets a new one then).
+        config.send_tls13_tickets = 1;
         config.ticketer = rustls::crypto::aws_lc_rs::Ticketer::new()
             .map_err(|e| format!("TLS: cannot make a ticket key: {e}"))?;
         Ok(FrontTls {

@@ -34,12 +34,15 @@ impl TargetStream {
     }
 }
 
+/// The TLS arms' futures are boxed (an allocation per operation, on TLS
+/// targets only): inline, they would double the future of every plain
+/// exchange, and with it the memory of every busy connection.
 impl Io for TargetStream {
     #[inline]
     async fn read_more(&mut self, buf: &mut BytesMut, min_spare: usize) -> Result<usize, IoFail> {
         match self {
             TargetStream::Plain(s) => s.read_more(buf, min_spare).await,
-            TargetStream::Tls(s) => s.read_more(buf, min_spare).await,
+            TargetStream::Tls(s) => Box::pin(s.read_more(buf, min_spare)).await,
         }
     }
 
@@ -47,28 +50,28 @@ impl Io for TargetStream {
     async fn write_gather_counted(&mut self, gather: &mut Gather) -> Result<(), WriteFail> {
         match self {
             TargetStream::Plain(s) => s.write_gather_counted(gather).await,
-            TargetStream::Tls(s) => s.write_gather_counted(gather).await,
+            TargetStream::Tls(s) => Box::pin(s.write_gather_counted(gather)).await,
         }
     }
 
     async fn write_all(&mut self, bytes: Bytes) -> Result<(), IoFail> {
         match self {
             TargetStream::Plain(s) => Io::write_all(s, bytes).await,
-            TargetStream::Tls(s) => Io::write_all(&mut **s, bytes).await,
+            TargetStream::Tls(s) => Box::pin(Io::write_all(&mut **s, bytes)).await,
         }
     }
 
     async fn readable(&mut self) -> Result<(), IoFail> {
         match self {
             TargetStream::Plain(s) => Io::readable(s).await,
-            TargetStream::Tls(s) => Io::readable(&mut **s).await,
+            TargetStream::Tls(s) => Box::pin(Io::readable(&mut **s)).await,
         }
     }
 
     async fn shutdown(&mut self) {
         match self {
             TargetStream::Plain(s) => Io::shutdown(s).await,
-            TargetStream::Tls(s) => Io::shutdown(&mut **s).await,
+            TargetStream::Tls(s) => Box::pin(Io::shutdown(&mut **s)).await,
         }
     }
 }

@@ -659,10 +659,22 @@ impl TlsClient {
         server_name: &str,
         config: &Arc<ClientConfig>,
     ) -> io::Result<TlsClient> {
+        TlsClient::try_connect_after(addr, b"", server_name, config)
+    }
+
+    /// [`TlsClient::try_connect`] that sends `preface` (a PROXY protocol
+    /// header, say) in clear before the handshake.
+    pub fn try_connect_after(
+        addr: SocketAddr,
+        preface: &[u8],
+        server_name: &str,
+        config: &Arc<ClientConfig>,
+    ) -> io::Result<TlsClient> {
         let name = ServerName::try_from(server_name.to_string())
             .map_err(|e| io::Error::new(io::ErrorKind::InvalidInput, e))?;
         let tls = ClientConnection::new(Arc::clone(config), name).map_err(io::Error::other)?;
-        let sock = TcpStream::connect(addr)?;
+        let mut sock = TcpStream::connect(addr)?;
+        sock.write_all(preface)?;
         sock.set_read_timeout(Some(CLIENT_TIMEOUT))?;
         sock.set_write_timeout(Some(CLIENT_TIMEOUT))?;
         sock.set_nodelay(true)?;
@@ -745,6 +757,31 @@ impl TlsClient {
             .write_all(&request_bytes(method, path, headers, body))?;
         self.conn.s.flush()?;
         read_response(&mut self.conn, method)
+    }
+
+    /// Writes raw bytes over the TLS connection (in a tunnel, say).
+    pub fn send_raw(&mut self, bytes: &[u8]) {
+        self.conn.s.write_all(bytes).expect("write over TLS");
+        self.conn.s.flush().expect("flush over TLS");
+    }
+
+    /// Reads raw bytes until `n` have come (or the connection ends), and
+    /// takes them.
+    pub fn read_raw(&mut self, n: usize) -> Vec<u8> {
+        while self.conn.buf.len() < n {
+            match self.conn.fill() {
+                Ok(0) | Err(_) => break,
+                Ok(_) => {}
+            }
+        }
+        let take = n.min(self.conn.buf.len());
+        self.conn.buf.drain(..take).collect()
+    }
+
+    /// Reads a response head (and no body: after a `101`, the rest is the
+    /// tunnel's).
+    pub fn read_head_only(&mut self) -> Response {
+        read_response(&mut self.conn, "HEAD").expect("a response head over TLS")
     }
 
     /// `GET path`, panicking on failure.
@@ -998,6 +1035,14 @@ fn parse_request_head(buf: &[u8]) -> Result<Option<(RequestHead, usize)>, String
     }
 }
 
+/// The headers of the last request recorded.
+fn headers_of_last(inner: &TlsInner) -> Vec<(String, String)> {
+    lock(&inner.log)
+        .last()
+        .map(|r| r.headers.clone())
+        .unwrap_or_default()
+}
+
 fn serve_tls(inner: &TlsInner, sock: TcpStream, conn_no: usize) {
     let _ = sock.set_read_timeout(Some(TARGET_IDLE));
     let _ = sock.set_write_timeout(Some(TARGET_IDLE));
@@ -1050,6 +1095,26 @@ fn serve_tls(inner: &TlsInner, sock: TcpStream, conn_no: usize) {
             });
             (inner.name.clone(), Some(inner.name.as_str()))
         };
+        if header(&headers_of_last(inner), "upgrade").is_some() && backend.is_some() {
+            // A WebSocket upgrade: 101, then every byte echoed until the end.
+            let switch = "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n\
+                          Upgrade: websocket\r\n\r\n";
+            if conn.s.write_all(switch.as_bytes()).is_err() || conn.s.flush().is_err() {
+                return;
+            }
+            loop {
+                if !conn.buf.is_empty() {
+                    let echo = std::mem::take(&mut conn.buf);
+                    if conn.s.write_all(&echo).is_err() || conn.s.flush().is_err() {
+                        return;
+                    }
+                }
+                match conn.fill() {
+                    Ok(0) | Err(_) => return,
+                    Ok(_) => {}
+                }
+            }
+        }
         let mut out = String::from("HTTP/1.1 200 OK\r\n");
         if let Some(name) = backend {
             out.push_str(&format!("X-Backend: {name}\r\n"));
