@@ -22,7 +22,7 @@ LB_ARGS ?=
 override CONNS := $(or $(CONNECTIONS),$(CONNS))
 export DURATION CONNS THREADS URL
 
-.PHONY: help build run-dev kill test benchmark compare compare-tls idle-memory loadtest kill-loadtest pprof
+.PHONY: help build run-dev kill test benchmark compare compare-tls upgrade-demo idle-memory loadtest kill-loadtest pprof
 
 help: ## list these targets
 	@echo "usage: make TARGET [DURATION=30s] [CONNECTIONS=64] [THREADS=2] [URL=...]"
@@ -57,6 +57,9 @@ compare-tls: build ## HTTPS: ours beside nginx and HAProxy, keep-alive then a ha
 		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
 	scripts/compare.sh --tls --new-conn $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \
 		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
+
+upgrade-demo: build ## wrk through the balancer while it upgrades itself 3 times (--upgrade-from): 0 errors
+	scripts/upgrade-demo.sh $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS))
 
 idle-memory: build ## bytes per idle keep-alive connection, ours and nginx's, in one run (CONNECTIONS=10000)
 	scripts/idle-memory.sh $(if $(CONNS),--conns $(CONNS))

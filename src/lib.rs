@@ -8,7 +8,10 @@
 //!   and exit status 2.
 //! - [`runtime`]: one thread per core, each pinned with `core_affinity` and
 //!   running its own monoio runtime (io_uring, or epoll where io_uring is
-//!   refused), each accepting on its own `SO_REUSEPORT` listener.
+//!   refused), each accepting on its own `SO_REUSEPORT` listener (bound, or
+//!   taken over in an upgrade).
+//! - [`upgrade`]: upgrades without a dropped connection: the listening
+//!   sockets handed to a successor over a Unix socket (`SCM_RIGHTS`).
 //! - [`fd_limit`]: the open file limit raised at start, and the connection
 //!   cap fitted under it.
 //! - [`metrics`]: per-worker counters, summed and rendered for `/metrics`.
@@ -99,5 +102,6 @@ pub mod stream;
 pub mod systemd;
 pub mod targets;
 pub mod tls;
+pub mod upgrade;
 pub mod upstream;
 pub mod worker;

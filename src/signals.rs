@@ -62,6 +62,9 @@ pub struct Events {
     /// SIGHUP: read the targets file again (`POST /reload` does not raise
     /// it, but calls [`crate::upstream::prober::reload`] itself).
     pub reload: Notify,
+    /// SIGUSR2: start a successor that takes the listeners over (see
+    /// [`crate::upgrade::successor`]).
+    pub upgrade: Notify,
 }
 
 /// The signals handled here.
@@ -74,6 +77,7 @@ fn handled() -> libc::sigset_t {
         libc::sigaddset(&mut set, libc::SIGTERM);
         libc::sigaddset(&mut set, libc::SIGINT);
         libc::sigaddset(&mut set, libc::SIGHUP);
+        libc::sigaddset(&mut set, libc::SIGUSR2);
         set
     }
 }
@@ -105,6 +109,10 @@ pub fn spawn_listener(events: &'static Events) -> std::io::Result<()> {
                     libc::SIGHUP => {
                         log!(info, "reload: SIGHUP received");
                         events.reload.raise();
+                    }
+                    libc::SIGUSR2 => {
+                        log!(info, "upgrade: SIGUSR2 received");
+                        events.upgrade.raise();
                     }
                     _ if events.shutdown.count() > 0 => {
                         log!(warn, "shutdown: second signal, exiting at once");

@@ -51,7 +51,13 @@ pub fn notify(state: &str) {
 /// Every worker listens and the first health round is done; `status` is
 /// shown by `systemctl status`.
 pub fn ready(status: &str) {
-    notify(&format!("READY=1\nSTATUS={}", one_line(status)));
+    // MAINPID: after an upgrade the successor is the unit's main process
+    // (the unit needs NotifyAccess=all for systemd to take it from us).
+    notify(&format!(
+        "READY=1\nMAINPID={}\nSTATUS={}",
+        std::process::id(),
+        one_line(status)
+    ));
 }
 
 /// A reload begins (`Type=notify-reload` wants the time it began).

@@ -61,6 +61,11 @@ fn ready_once_it_serves_and_stopping_when_the_drain_begins() {
         ready[0].contains("STATUS=listening on "),
         "the start-up line is the status: {ready:?}"
     );
+    // Its pid, which after an upgrade is the unit's new main process.
+    assert!(
+        ready[0].contains(&format!("MAINPID={}\n", lb.pid())),
+        "{ready:?}"
+    );
     // Ready means serving.
     assert_eq!(get(lb.addr(), "/").status, 200);
 

@@ -362,6 +362,28 @@ pub static FLAGS: &[Flag] = &[
     },
     Flag {
         short: None,
+        long: "upgrade-socket",
+        value: Some("<path>"),
+        help: Help::Text(
+            "offer the listening sockets on this Unix socket to a successor started with \
+            --upgrade-from (an upgrade without a dropped connection)",
+        ),
+        default: Shown::Words("off"),
+        action: Action::Set(|s, v| v.file().map(|path| s.config.upgrade_socket = Some(path))),
+    },
+    Flag {
+        short: None,
+        long: "upgrade-from",
+        value: Some("<path>"),
+        help: Help::Text(
+            "take the listening sockets of the balancer offering them there, serve, then \
+            tell it to drain and exit",
+        ),
+        default: Shown::Nothing,
+        action: Action::Set(|s, v| v.file().map(|path| s.config.upgrade_from = Some(path))),
+    },
+    Flag {
+        short: None,
         long: "drain-timeout",
         value: Some("<dur>"),
         help: Help::Text("on SIGTERM or SIGINT, how long requests in flight may finish"),

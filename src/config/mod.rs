@@ -53,6 +53,10 @@ pub struct Config {
     pub max_targets: usize,
     /// Where the admin endpoint listens, if anywhere.
     pub admin: Option<SocketAddr>,
+    /// `--upgrade-socket`: where the listeners are offered to a successor.
+    pub upgrade_socket: Option<PathBuf>,
+    /// `--upgrade-from`: where to take the running balancer's listeners.
+    pub upgrade_from: Option<PathBuf>,
     /// How long requests in flight may finish after SIGTERM or SIGINT.
     pub drain_timeout: Duration,
     /// Where access log lines go, if anywhere.

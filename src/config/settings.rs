@@ -88,6 +88,8 @@ fn default_config() -> Config {
         backend_ca: None,
         backend_insecure: false,
         backend_tls: None,
+        upgrade_socket: None,
+        upgrade_from: None,
         algorithm: defaults::ALGORITHM,
         rise: defaults::RISE,
         fall: defaults::FALL,

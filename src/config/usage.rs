@@ -174,6 +174,7 @@ mod tests {
             c.backend_ca.is_none()
         }),
         ("backend-insecure", "off", |c| !c.backend_insecure),
+        ("upgrade-socket", "off", |c| c.upgrade_socket.is_none()),
         ("slow-start", "off", |c| c.slow_start.is_none()),
         (
             "retry-non-idempotent",
@@ -209,8 +210,8 @@ mod tests {
         }
         assert_eq!(
             checked,
-            FLAGS.len() - 6,
-            "all but -p, --targets-file, --tls-cert, --tls-key, -h, -V"
+            FLAGS.len() - 7,
+            "all but -p, --targets-file, --tls-cert, --tls-key, --upgrade-from, -h, -V"
         );
     }
 

@@ -18,8 +18,13 @@ use crate::fd_limit;
 use crate::proxy;
 use crate::shared::Shared;
 use crate::signals;
+use crate::upgrade::{self, Kind};
 use crate::upstream::prober;
 use crate::worker::Worker;
+
+mod listeners;
+
+use listeners::{Plan, Source};
 
 /// A worker's runtime, on whichever driver the kernel allowed.
 type Runtime = FusionRuntime<TimeDriver<IoUringDriver>, TimeDriver<LegacyDriver>>;
@@ -45,14 +50,16 @@ const START_DEADLINE: Duration = Duration::from_secs(60);
 
 /// What a worker tells the main thread while starting.
 enum Started {
-    /// Its listener is bound; `legacy` says it runs on epoll, not io_uring.
+    /// Its listeners are open (to be offered to a successor); `legacy`
+    /// says it runs on epoll, not io_uring.
     Bound {
         legacy: bool,
+        listeners: Vec<upgrade::Offered>,
     },
     /// The first health round is done (worker 0 only).
     Probed,
     /// The admin endpoint listens there (worker 0 only).
-    Admin(SocketAddr),
+    Admin(upgrade::Offered),
     Failed(String),
 }
 
@@ -107,12 +114,17 @@ impl Running {
 /// Starts the workers, runs the first health round, logs the start-up line
 /// and returns once every worker accepts.
 pub fn start(mut config: Config) -> Result<Running, String> {
-    let listen = claim_port(config.listen)?;
-    if let Some(tls_listen) = config.tls_listen {
-        config.tls_listen = Some(claim_port(tls_listen)?);
-    }
     let cores = core_affinity::get_core_ids().unwrap_or_default();
     let workers = config.workers.unwrap_or(cores.len()).max(1);
+    // An upgrade takes the running balancer's listeners before anything
+    // else: whatever fails after this, the old process keeps serving.
+    let mut handover = match &config.upgrade_from {
+        Some(path) => Some(upgrade::take(path)?),
+        None => None,
+    };
+    let (plans, listen, tls_listen) =
+        listeners::plan(&config, workers, handover.as_mut(), claim_port)?;
+    config.tls_listen = tls_listen;
     crate::log::set_level(config.log_level);
     let lowered = fit_open_files(&mut config, workers);
     let shared =
@@ -126,12 +138,12 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     let (tx, rx) = mpsc::channel();
     let go = Arc::new(Barrier::new(workers + 1));
     let mut threads = Vec::with_capacity(workers);
-    for id in 0..workers {
+    for (id, plan) in plans.into_iter().enumerate() {
         let core = (!cores.is_empty()).then(|| cores[id % cores.len()]);
         let (tx, go) = (tx.clone(), go.clone());
         let thread = std::thread::Builder::new()
             .name(format!("worker-{id}"))
-            .spawn(move || worker_main(id, workers, core, listen, shared, tx, go))
+            .spawn(move || worker_main(id, workers, core, plan, shared, tx, go))
             .map_err(|e| format!("cannot start worker thread: {e}"))?;
         threads.push(thread);
     }
@@ -141,14 +153,22 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     let mut bound = 0;
     let mut probed = false;
     let mut admin = None;
+    let mut offered = Vec::new();
     while bound < workers || !probed || (shared.config.admin.is_some() && admin.is_none()) {
         match rx.recv_timeout(START_DEADLINE) {
-            Ok(Started::Bound { legacy: l }) => {
+            Ok(Started::Bound {
+                legacy: l,
+                listeners,
+            }) => {
                 bound += 1;
                 legacy += usize::from(l);
+                offered.extend(listeners);
             }
             Ok(Started::Probed) => probed = true,
-            Ok(Started::Admin(addr)) => admin = Some(addr),
+            Ok(Started::Admin(listener)) => {
+                admin = Some(listener.addr);
+                offered.push(listener);
+            }
             Ok(Started::Failed(e)) => return Err(e),
             Err(_) => return Err("workers did not start in time".into()),
         }
@@ -166,15 +186,31 @@ pub fn start(mut config: Config) -> Result<Running, String> {
     if let Some(addr) = admin {
         let _ = write!(line, "; admin on {addr}");
     }
+    if let Some(path) = &shared.config.upgrade_from {
+        let _ = write!(line, "; listeners taken over from {}", path.display());
+    }
+    // A fresh start refuses an upgrade socket another balancer offers on;
+    // a successor replaces the one it took over from.
+    if let (Some(path), None) = (&shared.config.upgrade_socket, &handover) {
+        upgrade::offer(path, offered.clone(), &shared.events, false)?;
+    }
     log!(notice, "{line}");
     go.wait();
+    if let Some(handover) = handover.take() {
+        // Every worker accepts: the old process may stop.
+        if let Err(e) = handover.ready() {
+            log!(warn, "{e}");
+        }
+        if let Some(path) = &shared.config.upgrade_socket {
+            if let Err(e) = upgrade::offer(path, offered, &shared.events, true) {
+                log!(error, "{e}; this process cannot be upgraded in turn");
+            }
+        }
+    }
     crate::systemd::ready(&line);
     Ok(Running { listen, threads })
 }
 
-/// Raises the open file limit to its hard limit, and lowers
-/// `--max-connections` when connections and pools could still need more
-/// descriptors than that; says so, for the start-up line.
 /// What `https://` targets' certificates are checked against, when the
 /// operator has some (or said how), for the start-up line.
 fn backend_trust(shared: &Shared) -> Option<&str> {
@@ -188,6 +224,9 @@ fn backend_trust(shared: &Shared) -> Option<&str> {
     }
 }
 
+/// Raises the open file limit to its hard limit, and lowers
+/// `--max-connections` when connections and pools could still need more
+/// descriptors than that; says so, for the start-up line.
 fn fit_open_files(config: &mut Config, workers: usize) -> Option<String> {
     let open_files = match fd_limit::raise() {
         Ok(n) => n,
@@ -259,7 +298,7 @@ fn worker_main(
     id: usize,
     workers: usize,
     core: Option<core_affinity::CoreId>,
-    listen: SocketAddr,
+    plan: Plan,
     shared: &'static Shared,
     tx: mpsc::Sender<Started>,
     go: Arc<Barrier>,
@@ -279,37 +318,40 @@ fn worker_main(
     };
     runtime.block_on(async move {
         let opts = ListenerOpts::new().reuse_port(true).backlog(BACKLOG);
-        let listener = match TcpListener::bind_with_config(listen, &opts) {
-            Ok(l) => l,
-            Err(e) => {
-                let _ = tx.send(Started::Failed(format!("cannot listen on {listen}: {e}")));
-                return;
-            }
-        };
-        let tls_listener = match shared.config.tls_listen {
-            Some(addr) => match TcpListener::bind_with_config(addr, &opts) {
-                Ok(l) => Some(l),
-                Err(e) => {
-                    let _ = tx.send(Started::Failed(format!(
-                        "cannot listen on {addr} (--tls-port): {e}"
-                    )));
-                    return;
+        let sides = [(Port::Plain, plan.plain), (Port::Tls, plan.tls)];
+        let mut listeners = Vec::new();
+        for (port, sources) in sides {
+            for source in sources {
+                let what = describe(&source, port);
+                match listeners::open(source, &opts) {
+                    Ok(l) => listeners.push((port, l)),
+                    Err(e) => {
+                        let _ = tx.send(Started::Failed(format!("cannot listen on {what}: {e}")));
+                        return;
+                    }
                 }
-            },
-            None => None,
-        };
+            }
+        }
         let _ = tx.send(Started::Bound {
             legacy: monoio::utils::is_legacy(),
+            listeners: listeners
+                .iter()
+                .filter_map(|(port, l)| listeners::offered(port.kind(), l))
+                .collect(),
         });
         if id == 0 {
             if let Some(addr) = shared.config.admin {
                 let opts = ListenerOpts::new().reuse_port(false);
-                match TcpListener::bind_with_config(addr, &opts).and_then(|l| {
-                    let local = l.local_addr()?;
-                    Ok((l, local))
-                }) {
-                    Ok((admin, local)) => {
-                        let _ = tx.send(Started::Admin(local));
+                let source = plan.admin.unwrap_or(Source::Bind(addr));
+                match listeners::open(source, &opts) {
+                    Ok(admin) => {
+                        let Some(offered) = listeners::offered(Kind::Admin, &admin) else {
+                            let _ = tx.send(Started::Failed(format!(
+                                "cannot listen on {addr} (--admin): no local address"
+                            )));
+                            return;
+                        };
+                        let _ = tx.send(Started::Admin(offered));
                         monoio::spawn(admin::serve(admin, shared));
                     }
                     Err(e) => {
@@ -324,6 +366,7 @@ fn worker_main(
             let _ = tx.send(Started::Probed);
             monoio::spawn(prober::run(shared));
             monoio::spawn(prober::reload_on_sighup(shared));
+            monoio::spawn(upgrade::successor::on_signal(shared));
         }
         drop(tx);
         // Blocks this thread before it serves anything: nothing else runs here yet.
@@ -331,16 +374,30 @@ fn worker_main(
         let worker = Rc::new(Worker::new(id, workers, shared));
         monoio::spawn(worker.clone().housekeeping());
         monoio::spawn(watch_shutdown(worker.clone()));
-        let tls_accept = async {
-            if let Some(tls_listener) = &tls_listener {
-                accept_loop(tls_listener, &worker, Port::Tls).await;
-            }
-        };
-        monoio::join!(accept_loop(&listener, &worker, Port::Plain), tls_accept);
-        drop(listener);
-        drop(tls_listener);
+        // One accept loop per listener (a worker holds more than one when
+        // it took over more sockets than there are workers), each closing
+        // its listener when the drain begins.
+        let loops: Vec<_> = listeners
+            .into_iter()
+            .map(|(port, listener)| monoio::spawn(accept_loop(listener, worker.clone(), port)))
+            .collect();
+        for accepting in loops {
+            accepting.await;
+        }
         drain(&worker).await;
     });
+}
+
+/// A listener to open, for an error message.
+fn describe(source: &Source, port: Port) -> String {
+    let flag = match port {
+        Port::Plain => "--port",
+        Port::Tls => "--tls-port",
+    };
+    match source {
+        Source::Bind(addr) => format!("{addr} ({flag})"),
+        Source::Taken(_) => format!("a socket taken over ({flag})"),
+    }
 }
 
 /// Waits for a shutdown, then starts draining this worker.
@@ -383,7 +440,16 @@ enum Port {
     Tls,
 }
 
-async fn accept_loop(listener: &TcpListener, worker: &Rc<Worker>, port: Port) {
+impl Port {
+    fn kind(self) -> Kind {
+        match self {
+            Port::Plain => Kind::Plain,
+            Port::Tls => Kind::Tls,
+        }
+    }
+}
+
+async fn accept_loop(listener: TcpListener, worker: Rc<Worker>, port: Port) {
     let mut backoff = ACCEPT_BACKOFF_MIN;
     while !worker.draining() {
         match listener.cancelable_accept(worker.accept_handle()).await {
