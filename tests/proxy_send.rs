@@ -47,6 +47,8 @@ struct Conn {
     began: Option<Began>,
     /// The paths of the requests it carried, in order.
     paths: Vec<String>,
+    /// The balancer closed it.
+    closed: bool,
 }
 
 impl Conn {
@@ -95,6 +97,7 @@ impl Target {
                     conns.push(Conn {
                         began: None,
                         paths: Vec::new(),
+                        closed: false,
                     });
                     conns.len() - 1
                 };
@@ -203,7 +206,10 @@ fn http<S: Read + Write>(
         let Some(end) = buf.windows(4).position(|w| w == b"\r\n\r\n") else {
             let mut chunk = [0u8; 4096];
             match s.read(&mut chunk) {
-                Ok(0) | Err(_) => return,
+                Ok(0) | Err(_) => {
+                    lock(conns)[n].closed = true;
+                    return;
+                }
                 Ok(got) => buf.extend_from_slice(&chunk[..got]),
             }
             continue;
@@ -316,6 +322,29 @@ fn a_connection_the_target_closed_is_replaced_by_a_new_one_with_a_header() {
     assert_ne!(first, second);
     assert_eq!(target.conn(second).began, Some(names(&c, &lb)));
     assert_eq!(target.conn(second).paths, ["/next"]);
+}
+
+#[test]
+fn a_request_to_another_target_closes_the_connection_kept() {
+    let (t1, t2) = (Target::start(), Target::start());
+    let lb = start(&["-b", &t1.spec(",proxy=v2"), "-b", &t2.spec(",proxy=v2")]);
+    let mut c = Client::connect(lb.addr());
+    // Round robin: the first and third requests go to one target, the
+    // second to the other.
+    let first = get_on(&mut c, "/1");
+    let (x, y) = match t1.request_conns().is_empty() {
+        true => (&t2, &t1),
+        false => (&t1, &t2),
+    };
+    get_on(&mut c, "/2");
+    assert_eq!(y.request_conns().len(), 1, "the second went elsewhere");
+    assert!(
+        wait_for(WAIT, || x.conn(first).closed),
+        "the first target's connection stayed open beside the second's"
+    );
+    let third = get_on(&mut c, "/3");
+    assert_ne!(third, first);
+    assert_eq!(x.conn(third).began, Some(names(&c, &lb)));
 }
 
 #[test]

@@ -202,6 +202,8 @@ impl Driver<'_> {
         reuse: Reuse,
     ) -> Event {
         self.upstream = None;
+        // A connection this client keeps to another target closes first.
+        conn.private.close_unless(target);
         let worker = self.worker;
         let proxy = worker.sends_proxy(target);
         if let Reuse::Pooled { checked } = reuse {

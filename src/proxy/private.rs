@@ -5,8 +5,11 @@
 //! Instead it waits in the client connection itself (through a parked wait
 //! too) for this client's next request to the same target, watched as a
 //! pooled one is (a readiness poll, or a peek on epoll) and under the same
-//! idle limit. One at a time: a reusable connection to another target
-//! replaces it, and it closes with the client connection.
+//! idle limit. One at a time, and none beside a connection to another
+//! target: a request that goes elsewhere closes it, so that a client holds
+//! no more descriptors than the connection cap counts on (its own, one
+//! target connection and that one's watch). It closes with the client
+//! connection too.
 
 use std::time::Instant;
 
@@ -34,7 +37,7 @@ impl Private {
     /// to carry a request: the slot still holds the same target, it has not
     /// been idle for `--pool-idle-timeout`, and nothing arrived on it while
     /// idle (`checked` adds a peek, as for a pooled one). One that is not
-    /// fit is closed; one kept to another target stays.
+    /// fit is closed.
     pub fn take(&mut self, worker: &Worker, slot: usize, checked: bool) -> Option<Upstream> {
         let kept = self.0.as_mut().filter(|k| k.slot == slot)?;
         let mut conn = kept.conn.take()?;
@@ -48,6 +51,15 @@ impl Private {
             return None;
         }
         Some(conn)
+    }
+
+    /// Closes the connection kept, if it is to another target than `slot`
+    /// (a request is about to go there).
+    #[inline]
+    pub fn close_unless(&mut self, slot: usize) {
+        if let Some(kept) = self.0.as_mut().filter(|k| k.slot != slot) {
+            kept.conn = None;
+        }
     }
 
     /// Keeps `conn` to `slot`, which can carry another request, for this
