@@ -295,8 +295,10 @@ impl Driver<'_> {
     ) -> Next {
         let head = self.response.take().expect("relay without a response");
         (self.status, self.answered_by) = (head.status, Some(target));
-        let mut up = self.upstream.take().expect("relay without a connection");
         let unread = self.body.unread();
+        // The connection is borrowed where it is, not moved out across the
+        // await: a copy would make every connection's task larger.
+        let up = self.upstream.as_mut().expect("relay without a connection");
         let relayed = relay(
             conn,
             self.req,
@@ -307,6 +309,7 @@ impl Driver<'_> {
             self.worker,
         )
         .await;
+        let up = self.upstream.take().expect("relayed on a connection");
         if relayed.outcome == Relayed::Reusable {
             match up.is_private() {
                 false => self.worker.pool_upstream(target, up),
