@@ -17,7 +17,8 @@
 //! - [`metrics`]: per-worker counters, summed and rendered for `/metrics`.
 //! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
 //! - [`proxy_protocol`]: the PROXY protocol header (v1, v2) an L4 balancer
-//!   in front sends first (`--proxy-protocol`). Pure code: no IO.
+//!   in front sends first (`--proxy-protocol`), and the v2 one sent on to
+//!   `proxy=v2` targets. Pure code: no IO.
 //! - [`systemd`]: `READY=1`, `RELOADING=1` and `STOPPING=1` to
 //!   `$NOTIFY_SOCKET`, for a `Type=notify` unit.
 //! - [`shared`]: what all workers share for the life of the process

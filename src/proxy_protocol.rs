@@ -3,9 +3,14 @@
 //! the connection is for. Sans-IO: bytes in, the client's address (or none,
 //! for a health check of the L4 balancer itself) and the header's length
 //! out. Anything else than one whole, valid header is refused.
+//!
+//! The sending side too ([`encode_v2`]): the v2 header the balancer writes
+//! first on each new connection to a `proxy=v2` target, and the `LOCAL` one
+//! ([`V2_LOCAL`]) its health checks send.
 
 #![forbid(unsafe_code)]
 
+use bytes::{BufMut, Bytes, BytesMut};
 use core::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 
 /// The 12 bytes a version 2 header starts with.
@@ -41,6 +46,54 @@ pub enum Invalid {
     Oversized,
     /// A v2 TLV that runs past the address block.
     Tlv,
+}
+
+/// A v2 header with the `LOCAL` command and no addresses: a connection the
+/// sender made for itself (a health check), whose own peer stands.
+pub const V2_LOCAL: [u8; 16] = *b"\r\n\r\n\0\r\nQUIT\n\x20\x00\x00\x00";
+
+/// Longest v2 header [`encode_v2`] writes: TCP over IPv6, no TLVs.
+pub const V2_MAX_SENT: usize = 16 + 36;
+
+/// The v2 header for a connection made on behalf of a client: the `PROXY`
+/// command, TCP, `source` (the client) and `destination` (the address it
+/// connected to), no TLVs; `None` gives [`V2_LOCAL`]. IPv4-mapped IPv6
+/// addresses go as IPv4; when one side is IPv4 and the other IPv6, both go
+/// as IPv6 (the IPv4 one mapped), as HAProxy does.
+pub fn encode_v2(addresses: Option<(SocketAddr, SocketAddr)>) -> Bytes {
+    let Some((source, destination)) = addresses else {
+        return Bytes::from_static(&V2_LOCAL);
+    };
+    let (src, dst) = (source.ip().to_canonical(), destination.ip().to_canonical());
+    let mut h = BytesMut::with_capacity(V2_MAX_SENT);
+    h.put_slice(V2_SIGNATURE);
+    // Version 2, PROXY.
+    h.put_u8(0x21);
+    match (src, dst) {
+        (IpAddr::V4(src), IpAddr::V4(dst)) => {
+            // TCP over IPv4: 4 + 4 + 2 + 2 bytes.
+            h.put_slice(&[0x11, 0, 12]);
+            h.put_slice(&src.octets());
+            h.put_slice(&dst.octets());
+        }
+        _ => {
+            // TCP over IPv6: 16 + 16 + 2 + 2 bytes.
+            h.put_slice(&[0x21, 0, 36]);
+            h.put_slice(&v6(src).octets());
+            h.put_slice(&v6(dst).octets());
+        }
+    }
+    h.put_u16(source.port());
+    h.put_u16(destination.port());
+    h.freeze()
+}
+
+/// An address as IPv6 (IPv4 mapped).
+fn v6(ip: IpAddr) -> Ipv6Addr {
+    match ip {
+        IpAddr::V4(ip) => ip.to_ipv6_mapped(),
+        IpAddr::V6(ip) => ip,
+    }
 }
 
 /// Parses the header at the start of `buf`: `Ok(None)` while more bytes are
@@ -288,6 +341,94 @@ mod tests {
         let mut h = v2(1, 0x11, &v4_block());
         h[14..16].copy_from_slice(&((V2_MAX_BLOCK + 1) as u16).to_be_bytes());
         assert_eq!(parse(&h), Err(Invalid::Oversized));
+    }
+
+    fn addr(s: &str) -> SocketAddr {
+        s.parse().unwrap()
+    }
+
+    #[test]
+    fn encodes_tcp4_byte_for_byte() {
+        let h = encode_v2(Some((addr("192.0.2.7:12345"), addr("10.0.0.1:80"))));
+        assert_eq!(&h[..], &v2(1, 0x11, &v4_block())[..]);
+    }
+
+    #[test]
+    fn encodes_tcp6_byte_for_byte() {
+        let h = encode_v2(Some((
+            addr("[2001:db8::7]:4000"),
+            addr("[2001:db8::1]:443"),
+        )));
+        let mut block = Vec::new();
+        block.extend_from_slice(&"2001:db8::7".parse::<Ipv6Addr>().unwrap().octets());
+        block.extend_from_slice(&"2001:db8::1".parse::<Ipv6Addr>().unwrap().octets());
+        block.extend_from_slice(&[0x0f, 0xa0, 0x01, 0xbb]);
+        assert_eq!(&h[..], &v2(1, 0x21, &block)[..]);
+        assert_eq!(h.len(), V2_MAX_SENT);
+    }
+
+    #[test]
+    fn encodes_local_without_addresses() {
+        assert_eq!(&encode_v2(None)[..], &v2(0, 0x00, &[])[..]);
+        assert_eq!(
+            parse(&V2_LOCAL),
+            Ok(Some(Header {
+                source: None,
+                len: 16
+            }))
+        );
+    }
+
+    #[test]
+    fn sends_ipv4_mapped_addresses_as_ipv4() {
+        let h = encode_v2(Some((
+            addr("[::ffff:192.0.2.7]:12345"),
+            addr("[::ffff:10.0.0.1]:80"),
+        )));
+        assert_eq!(&h[..], &v2(1, 0x11, &v4_block())[..]);
+    }
+
+    #[test]
+    fn maps_ipv4_into_ipv6_when_the_families_differ() {
+        let h = encode_v2(Some((addr("192.0.2.7:12345"), addr("[2001:db8::1]:80"))));
+        assert_eq!(h[13], 0x21);
+        let parsed = parse(&h).unwrap().unwrap();
+        assert_eq!(parsed.source, Some(addr("[::ffff:192.0.2.7]:12345")));
+        let h = encode_v2(Some((addr("[2001:db8::7]:1"), addr("10.0.0.1:80"))));
+        assert_eq!(
+            &h[32..48],
+            &Ipv4Addr::new(10, 0, 0, 1).to_ipv6_mapped().octets()
+        );
+    }
+
+    #[test]
+    fn what_is_encoded_parses_back() {
+        let pairs = [
+            ("127.0.0.1:1", "127.0.0.1:8080"),
+            ("192.0.2.7:65535", "10.0.0.1:0"),
+            ("[::1]:40000", "[::1]:80"),
+            ("[2001:db8::7]:4000", "[2001:db8::1]:443"),
+            ("[::ffff:127.0.0.1]:5", "127.0.0.1:6"),
+        ];
+        for (source, destination) in pairs {
+            let mut h = encode_v2(Some((addr(source), addr(destination)))).to_vec();
+            let len = h.len();
+            h.extend_from_slice(b"GET /");
+            let parsed = parse(&h).unwrap().unwrap();
+            let canonical = addr(source);
+            let canonical = SocketAddr::new(canonical.ip().to_canonical(), canonical.port());
+            assert_eq!(
+                parsed,
+                Header {
+                    source: Some(canonical),
+                    len
+                },
+                "{source}"
+            );
+            for cut in 0..len {
+                assert_eq!(parse(&h[..cut]), Ok(None), "{source} cut at {cut}");
+            }
+        }
     }
 
     #[test]

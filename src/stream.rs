@@ -82,6 +82,9 @@ pub trait ClientStream: Io + Halves + 'static {
         buf: BytesMut,
         cancel: CancelHandle,
     ) -> (io::Result<usize>, BytesMut);
+    /// The address the client connected to: the accepted socket's own (one
+    /// `getsockname`, the first time: monoio keeps it).
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr>;
 }
 
 /// A stream that splits into halves that work at once (for tunnels).
@@ -147,6 +150,10 @@ impl ClientStream for TcpStream {
     ) -> (io::Result<usize>, BytesMut) {
         let (res, slice) = self.cancelable_read(buf.slice_mut(0..), cancel).await;
         (res, slice.into_inner())
+    }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        TcpStream::local_addr(self)
     }
 }
 

@@ -23,7 +23,8 @@ pub static FLAGS: &[Flag] = &[
         value: Some("<host:port>"),
         help: Help::Text(
             "a target server; repeat for more (names resolved once); \
-            host:port,weight=N gives it N shares (1-1000); https://host:port speaks TLS to it",
+            host:port,weight=N gives it N shares (1-1000); https://host:port speaks TLS to it; \
+            ,proxy=v2 starts each connection to it with a PROXY protocol v2 header naming the client",
         ),
         default: Shown::Number(defaults::WEIGHT as u64),
         action: Action::Set(|s, v| v.string().map(|spec| s.backends.push(spec))),

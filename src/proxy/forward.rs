@@ -3,6 +3,7 @@
 //! tells it what happened. Every decision (retry, replay, what to record,
 //! what to answer) is the machine's; here is only the IO.
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
@@ -13,8 +14,9 @@ use super::relay::{relay, Relayed};
 use super::send::{self, HeadReader};
 use super::{ClientConn, Next};
 use crate::access_log::Entry;
-use crate::exchange::{self, Action, Answer, Event, Exchange, Reuse};
+use crate::exchange::{self, Action, Answer, ConnectFail, Event, Exchange, Reuse};
 use crate::http::{RequestHead, ResponseHead};
+use crate::proxy_protocol;
 use crate::stream::ClientStream;
 use crate::upstream::Upstream;
 use crate::worker::{Worker, RESPONSE_BUF};
@@ -190,7 +192,9 @@ impl Driver<'_> {
     }
 
     /// A connection to `target`: a pooled one if allowed and there is one,
-    /// else a new one.
+    /// else a new one. A `proxy=v2` target's connections belong to one
+    /// client each: the one this client kept is what "pooled" means there,
+    /// and a new one starts with a PROXY header naming this client.
     async fn connect<S: ClientStream>(
         &mut self,
         conn: &mut ClientConn<'_, S>,
@@ -198,13 +202,31 @@ impl Driver<'_> {
         reuse: Reuse,
     ) -> Event {
         self.upstream = None;
+        // A connection this client keeps to another target closes first.
+        conn.private.close_unless(target);
+        let worker = self.worker;
+        let proxy = worker.sends_proxy(target);
         if let Reuse::Pooled { checked } = reuse {
-            if let Some(up) = self.worker.take_pooled(target, checked) {
+            let reused = match proxy {
+                false => worker.take_pooled(target, checked),
+                true => conn.private.take(worker, target, checked),
+            };
+            if let Some(up) = reused {
                 self.upstream = Some(up);
                 return Event::Connected { reused: true };
             }
         }
-        match send::open(self.worker, &mut conn.timer, target).await {
+        let header = match proxy {
+            false => None,
+            true => match conn.stream.local_addr() {
+                Ok(local) => {
+                    let client = SocketAddr::new(conn.peer, conn.peer_port);
+                    Some(proxy_protocol::encode_v2(Some((client, local))))
+                }
+                Err(_) => return Event::ConnectFailed(ConnectFail::Failed),
+            },
+        };
+        match send::open(worker, &mut conn.timer, target, header).await {
             Ok(up) => {
                 self.upstream = Some(up);
                 Event::Connected { reused: false }
@@ -273,8 +295,10 @@ impl Driver<'_> {
     ) -> Next {
         let head = self.response.take().expect("relay without a response");
         (self.status, self.answered_by) = (head.status, Some(target));
-        let mut up = self.upstream.take().expect("relay without a connection");
         let unread = self.body.unread();
+        // The connection is borrowed where it is, not moved out across the
+        // await: a copy would make every connection's task larger.
+        let up = self.upstream.as_mut().expect("relay without a connection");
         let relayed = relay(
             conn,
             self.req,
@@ -285,8 +309,12 @@ impl Driver<'_> {
             self.worker,
         )
         .await;
+        let up = self.upstream.take().expect("relayed on a connection");
         if relayed.outcome == Relayed::Reusable {
-            self.worker.pool_upstream(target, up);
+            match up.is_private() {
+                false => self.worker.pool_upstream(target, up),
+                true => conn.private.keep(self.worker, target, up),
+            }
         }
         relayed.next
     }

@@ -6,6 +6,7 @@ mod body;
 mod forward;
 mod head;
 mod park;
+mod private;
 mod relay;
 mod send;
 mod tunnel;
@@ -29,6 +30,7 @@ use crate::upstream::TargetStream;
 use crate::worker::{Admitted, Worker, CLIENT_BUF};
 
 pub use head::{push_request_head, ForwardedFor};
+use private::Private;
 
 /// A buffer grown past this (for a body) is replaced by a small one once
 /// the connection is idle again.
@@ -80,8 +82,14 @@ pub struct ClientConn<'t, S> {
     /// The deadline of the task's operation in progress, on either side
     /// (one pinned timer per task: a timer per operation would allocate).
     timer: Timer<'t>,
-    /// The client's address, for the access log.
+    /// The client's address (the TCP peer, or the one its PROXY header
+    /// named), for the access log and the PROXY header sent on; its port
+    /// apart (a `SocketAddr` would take 16 bytes more in every task).
     peer: IpAddr,
+    peer_port: u16,
+    /// Its idle connection to a `proxy=v2` target, kept for its next
+    /// request there.
+    private: Private,
     /// Bytes written to the client for the current request.
     sent: u64,
     /// When the current request's body is due (`--client-body-timeout`
@@ -123,7 +131,15 @@ pub async fn serve(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) 
         worker.client_buffers.give(buf);
         return;
     };
-    serve_from(admitted, stream, peer, buf, Some(first_head_by)).await
+    serve_from(
+        admitted,
+        stream,
+        peer,
+        buf,
+        Some(first_head_by),
+        Private::default(),
+    )
+    .await
 }
 
 /// Serves one client connection just accepted on the TLS port: its PROXY
@@ -154,7 +170,15 @@ pub async fn serve_tls(admitted: Admitted, mut stream: TcpStream, peer: SocketAd
     };
     worker.count_tls_handshake(tls.session().handshake_kind());
     let buf = worker.client_buffers.take();
-    serve_from(admitted, tls, peer, buf, Some(first_head_by)).await
+    serve_from(
+        admitted,
+        tls,
+        peer,
+        buf,
+        Some(first_head_by),
+        Private::default(),
+    )
+    .await
 }
 
 /// The handshake by `until`.
@@ -217,13 +241,15 @@ async fn read_proxy_header(
 
 /// Serves a connection whose first bytes (the start of its next request,
 /// after a parked wait or a PROXY header) are in `buf`, with the deadline
-/// of its first request head if that has not come yet.
+/// of its first request head if that has not come yet, and the connection
+/// it keeps to a `proxy=v2` target, if any.
 async fn serve_from<S: ClientStream>(
     admitted: Admitted,
     stream: S,
     peer: SocketAddr,
     buf: BytesMut,
     first_head_by: Option<Instant>,
+    private: Private,
 ) {
     let worker = admitted.worker().clone();
     let mut timer = std::pin::pin!(Timer::unset());
@@ -236,6 +262,8 @@ async fn serve_from<S: ClientStream>(
         canceller: Canceller::new(),
         timer: Timer::new(timer.as_mut()),
         peer: peer.ip(),
+        peer_port: peer.port(),
+        private,
         sent: 0,
         body_by: None,
         replay_charge: 0,
@@ -256,6 +284,7 @@ async fn serve_from<S: ClientStream>(
                     peer,
                     wait,
                     first_head_by,
+                    conn.private,
                 ));
                 return;
             }

@@ -11,6 +11,7 @@ use bytes::BytesMut;
 
 use crate::stream::ClientStream;
 
+use super::private::Private;
 use super::serve_from;
 use crate::worker::Admitted;
 
@@ -24,6 +25,7 @@ pub async fn parked<S: ClientStream>(
     peer: SocketAddr,
     wait: Duration,
     first_head_by: Option<Instant>,
+    private: Private,
 ) {
     let expiry = {
         let worker = admitted.worker();
@@ -39,6 +41,13 @@ pub async fn parked<S: ClientStream>(
     if let (Ok(1), Some(&first)) = (res, byte.first()) {
         let mut buf = admitted.worker().client_buffers.take();
         buf.extend_from_slice(&[first]);
-        monoio::spawn(serve_from(admitted, stream, peer, buf, first_head_by));
+        monoio::spawn(serve_from(
+            admitted,
+            stream,
+            peer,
+            buf,
+            first_head_by,
+            private,
+        ));
     }
 }

@@ -15,8 +15,8 @@ use super::ClientConn;
 use crate::exchange::{ClientFail, ConnectFail, Event, SendFail};
 use crate::http::{parse_response, BodyProgress, RequestHead, ResponseHead};
 use crate::stream::{
-    connect, read_more, write_gather, write_gather_counted, ClientStream, Io, IoFail, Timer,
-    WriteFail,
+    connect, read_more, write_all, write_gather, write_gather_counted, ClientStream, Io, IoFail,
+    Timer, WriteFail,
 };
 use crate::upstream::{TargetStream, Upstream};
 use crate::worker::{Worker, RESPONSE_BUF};
@@ -31,24 +31,40 @@ const CONTINUE_WAIT: Duration = Duration::from_secs(1);
 
 const CONTINUE: &[u8] = b"HTTP/1.1 100 Continue\r\n\r\n";
 
-/// A new connection to `target`, within `--connect-timeout`.
+/// A new connection to `target`, within `--connect-timeout`. With a PROXY
+/// `header` (a `proxy=v2` target), that goes first, in clear, before any
+/// TLS handshake, and the connection is private to the client it names.
 pub(super) async fn open(
     worker: &Worker,
     timer: &mut Timer<'_>,
     target: usize,
+    header: Option<Bytes>,
 ) -> Result<Upstream, ConnectFail> {
     let Some((addr, tls)) = worker.target_dial(target) else {
         return Err(ConnectFail::Gone);
     };
     let until = worker.soon(worker.config().connect_timeout);
-    let stream = match timer.run(until, connect(addr)).await {
+    let mut stream = match timer.run(until, connect(addr)).await {
         Ok(stream) => stream,
         Err(IoFail::Refused) => return Err(ConnectFail::Refused),
         Err(IoFail::TimedOut) => return Err(ConnectFail::TimedOut),
         Err(_) => return Err(ConnectFail::Failed),
     };
+    let private = header.is_some();
+    if let Some(header) = header {
+        // A few dozen bytes into an empty socket buffer: they go at once.
+        match timer.run(until, write_all(&mut stream, header)).await {
+            Ok(()) => {}
+            Err(IoFail::TimedOut) => return Err(ConnectFail::TimedOut),
+            Err(_) => return Err(ConnectFail::Failed),
+        }
+    }
+    let upstream = match private {
+        true => Upstream::private,
+        false => Upstream::new,
+    };
     let Some(name) = tls else {
-        return Ok(Upstream::new(TargetStream::Plain(stream)));
+        return Ok(upstream(TargetStream::Plain(stream)));
     };
     // The handshake, within the same deadline: the target has seen no
     // request yet, whatever happens.
@@ -59,7 +75,7 @@ pub(super) async fn open(
     // future (plain ones too) four times as large.
     let handshake = async { Ok(Box::pin(backend.connect(stream, name)).await) };
     match timer.run(until, handshake).await {
-        Ok(Ok(tls)) => Ok(Upstream::new(TargetStream::Tls(Box::new(tls)))),
+        Ok(Ok(tls)) => Ok(upstream(TargetStream::Tls(Box::new(tls)))),
         Ok(Err(fault)) => {
             log!(debug, "TLS handshake with target {addr} failed: {fault:?}");
             Err(ConnectFail::Failed)

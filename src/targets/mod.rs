@@ -37,6 +37,11 @@ pub struct Target {
     /// Spoken to over TLS (`https://host:port`): the name its certificate
     /// must be valid for, which is also sent as SNI.
     pub tls: Option<ServerName<'static>>,
+    /// `,proxy=v2`: every connection to it starts with a PROXY protocol v2
+    /// header (before any TLS) naming the client it carries (`LOCAL` for a
+    /// health check), as HAProxy's `send-proxy-v2`. Such a connection
+    /// belongs to one client and is never pooled.
+    pub proxy_v2: bool,
 }
 
 /// Largest `weight=` a target may have.
@@ -60,8 +65,9 @@ impl Target {
 
 const HTTPS: &str = "https://";
 
-/// Parses `[https://]host:port` or `[https://]host:port,weight=N` and
-/// resolves the address. `http://` may be written and means plain HTTP.
+/// Parses `[https://]host:port` with options after commas, in any order
+/// (`weight=N`, `proxy=v2`), and resolves the address. `http://` may be
+/// written and means plain HTTP.
 pub fn parse_target(
     spec: &str,
     resolve: impl Fn(&str) -> Result<SocketAddr, String>,
@@ -71,8 +77,22 @@ pub fn parse_target(
         None => (spec, None),
     };
     let mut weight = DEFAULT_WEIGHT;
+    let mut proxy_v2 = false;
     for option in options.into_iter().flat_map(|o| o.split(',')) {
-        let bad = || format!("'{spec}': '{option}' is not weight=N with N from 1 to {MAX_WEIGHT}");
+        if let Some(version) = option.strip_prefix("proxy=") {
+            if version != "v2" {
+                return Err(format!(
+                    "'{spec}': '{option}' is not proxy=v2 (the one PROXY protocol version sent)"
+                ));
+            }
+            proxy_v2 = true;
+            continue;
+        }
+        let bad = || {
+            format!(
+                "'{spec}': '{option}' is not weight=N with N from 1 to {MAX_WEIGHT}, nor proxy=v2"
+            )
+        };
         let n = option.strip_prefix("weight=").ok_or_else(bad)?;
         weight = n.parse().map_err(|_| bad())?;
         if !(1..=MAX_WEIGHT).contains(&weight) {
@@ -97,6 +117,7 @@ pub fn parse_target(
         addr,
         weight,
         tls,
+        proxy_v2,
     })
 }
 
@@ -297,7 +318,10 @@ impl Targets {
         }
         for slot in table.slots.iter_mut().flatten().filter(|s| s.from_file) {
             if let Some(t) = wanted.iter().find(|t| t.same(&slot.target)) {
-                if t.weight != slot.target.weight {
+                // A new weight, or `proxy=v2` on or off: the same server, in
+                // the same slot. Connections already open keep what they
+                // were opened with (a header or none); new ones follow.
+                if t.weight != slot.target.weight || t.proxy_v2 != slot.target.proxy_v2 {
                     slot.target = Arc::new(t.clone());
                 }
             }
@@ -375,6 +399,7 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             weight: 1,
             tls: None,
+            proxy_v2: false,
         }
     }
 
@@ -444,6 +469,42 @@ mod tests {
             let err = parse_targets_file(bad, resolve).unwrap_err();
             assert!(err.contains("weight=N"), "{err}");
         }
+    }
+
+    #[test]
+    fn parses_proxy_v2_with_a_weight_in_any_order() {
+        let text = "127.0.0.1:1,proxy=v2,weight=3\n127.0.0.1:2,weight=2,proxy=v2\n127.0.0.1:3\n";
+        let targets = parse_targets_file(text, resolve).unwrap();
+        let got: Vec<_> = targets.iter().map(|t| (t.weight, t.proxy_v2)).collect();
+        assert_eq!(got, [(3, true), (2, true), (1, false)]);
+        let t = parse_target("https://127.0.0.1:4,proxy=v2", resolve).unwrap();
+        assert!(t.proxy_v2 && t.tls.is_some());
+        assert_eq!(t.name, "https://127.0.0.1:4");
+        for bad in [
+            "127.0.0.1:1,proxy=v3",
+            "127.0.0.1:1,proxy=",
+            "127.0.0.1:1,proxy=V2",
+        ] {
+            let err = parse_target(bad, resolve).unwrap_err();
+            assert!(err.contains("proxy=v2"), "{err}");
+        }
+        let err = parse_target("127.0.0.1:1,proxy", resolve).unwrap_err();
+        assert!(err.contains("nor proxy=v2"), "{err}");
+    }
+
+    #[test]
+    fn a_reload_turns_proxy_v2_on_in_place() {
+        let t = Targets::new(vec![], vec![target(1)], 1);
+        let (_, before) = t.snapshot();
+        let proxied = Target {
+            proxy_v2: true,
+            ..target(1)
+        };
+        let change = t.replace_file_targets(vec![proxied]).unwrap();
+        assert_eq!(change.kept, 1);
+        let (_, after) = t.snapshot();
+        let (old, new) = (before[0].as_ref().unwrap(), after[0].as_ref().unwrap());
+        assert_eq!((new.gen, new.target.proxy_v2), (old.gen, true));
     }
 
     #[test]

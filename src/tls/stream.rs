@@ -404,6 +404,10 @@ impl ClientStream for TlsStream {
     ) -> (io::Result<usize>, BytesMut) {
         TlsStream::read_cancelable(self, buf, cancel).await
     }
+
+    fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
+        self.tcp().local_addr()
+    }
 }
 
 /// Split for a tunnel that moves bytes both ways at once.

@@ -48,6 +48,10 @@ pub struct Upstream {
     /// Made when the connection is first pooled, then armed again each time
     /// it goes back (without allocating).
     watch: Option<Box<dyn Watch>>,
+    /// It began with a PROXY header naming one client (a `proxy=v2`
+    /// target): it carries that client's requests only, and never goes to
+    /// the worker's pool.
+    private: bool,
 }
 
 impl Upstream {
@@ -55,7 +59,22 @@ impl Upstream {
         Upstream {
             stream,
             watch: None,
+            private: false,
         }
+    }
+
+    /// A connection that began with a PROXY header naming one client.
+    pub fn private(stream: TargetStream) -> Upstream {
+        Upstream {
+            private: true,
+            ..Upstream::new(stream)
+        }
+    }
+
+    /// Whether it carries one client's requests only (see `private`).
+    #[inline]
+    pub fn is_private(&self) -> bool {
+        self.private
     }
 
     #[inline]
@@ -70,7 +89,8 @@ impl Upstream {
 
     /// Arms the poll as the connection goes idle (on io_uring; on epoll the
     /// connection is peeked at when taken). False when it cannot be watched,
-    /// or its poll fired at once: do not pool it.
+    /// or its poll fired at once: do not keep it (in a pool, or for its
+    /// client).
     pub fn arm(&mut self) -> bool {
         if self.stream.has_buffered() {
             return false;

@@ -80,9 +80,14 @@ impl Pool {
     /// Returns a connection after a complete exchange, with its poll armed.
     /// When the pool for that target is full, the oldest connection is
     /// closed instead. A connection that has something to read already is
-    /// closed, not kept.
+    /// closed, not kept. So is a private one (it began with a PROXY header
+    /// naming its client): no other client may be given it.
     pub fn put(&mut self, target: usize, gen: u64, mut conn: Upstream, now: Instant) {
-        if self.per_target == 0 || !conn.arm() {
+        debug_assert!(
+            !conn.is_private(),
+            "a private connection offered to the pool"
+        );
+        if self.per_target == 0 || conn.is_private() || !conn.arm() {
             return;
         }
         let idle = &mut self.idle[target];

@@ -6,12 +6,13 @@
 
 use std::time::Duration;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 use monoio::net::TcpStream;
 
 use crate::blocking::off_thread;
 use crate::health::{CheckAnswer, CheckOutcome};
 use crate::http::parse_response;
+use crate::proxy_protocol::V2_LOCAL;
 use crate::shared::Shared;
 use crate::stream::{connect, deadline, read_more, write_all, IoFail};
 use crate::targets::{reload, Change, Target};
@@ -33,7 +34,9 @@ impl From<IoFail> for CheckAnswer {
     }
 }
 
-/// Checks one target on a fresh connection with `Connection: close`.
+/// Checks one target on a fresh connection with `Connection: close`. A
+/// `proxy=v2` target expects a PROXY header on every connection: a check
+/// sends the `LOCAL` one first (before any TLS), as HAProxy's checks do.
 pub async fn check_one(
     target: &Target,
     tls: Option<&BackendTls>,
@@ -41,7 +44,10 @@ pub async fn check_one(
     limit: Duration,
 ) -> CheckAnswer {
     let exchange = async {
-        let tcp: TcpStream = connect(target.addr).await?;
+        let mut tcp: TcpStream = connect(target.addr).await?;
+        if target.proxy_v2 {
+            write_all(&mut tcp, Bytes::from_static(&V2_LOCAL)).await?;
+        }
         let mut stream = match (&target.tls, tls) {
             (Some(name), Some(tls)) => match tls.connect(tcp, name.clone()).await {
                 Ok(stream) => TargetStream::Tls(Box::new(stream)),

@@ -66,6 +66,15 @@ impl Worker {
         self.view.borrow().slots[slot].as_ref().map_or(0, |s| s.gen)
     }
 
+    /// Whether connections to the target in `slot` start with a PROXY
+    /// header (`proxy=v2`): they are then private to one client.
+    #[inline]
+    pub fn sends_proxy(&self, slot: usize) -> bool {
+        self.view.borrow().slots[slot]
+            .as_ref()
+            .is_some_and(|s| s.target.proxy_v2)
+    }
+
     /// How to reach the target in `slot`, if the slot holds one: its
     /// address, and for a TLS target the name its certificate must have.
     pub fn target_dial(
