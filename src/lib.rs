@@ -15,6 +15,9 @@
 //! - [`signals`]: SIGTERM/SIGINT start a graceful shutdown, SIGHUP a reload.
 //! - [`proxy_protocol`]: the PROXY protocol header (v1, v2) an L4 balancer
 //!   in front sends first (`--proxy-protocol`). Pure code: no IO.
+//! - [`dns`]: DNS messages, the little of them that looking up a target's
+//!   addresses with `--resolver` needs: an A or AAAA query, and its answer
+//!   checked and read. Pure code: no IO.
 //! - [`systemd`]: `READY=1`, `RELOADING=1` and `STOPPING=1` to
 //!   `$NOTIFY_SOCKET`, for a `Type=notify` unit.
 //! - [`shared`]: what all workers share for the life of the process
@@ -67,8 +70,8 @@
 //!   and a target's connection is either behind one type.
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
 //!
-//! `http`, `balance`, `health`, `exchange` and `proxy_protocol` forbid
-//! `unsafe` and never name
+//! `http`, `balance`, `health`, `exchange`, `proxy_protocol` and `dns`
+//! forbid `unsafe` and never name
 //! monoio, `std::net` or the clock; and no module imports one that imports
 //! it back (`tests/sans_io.rs` fails on either).
 //!
@@ -84,6 +87,7 @@ pub mod balance;
 pub mod blocking;
 pub mod buffers;
 pub mod config;
+pub mod dns;
 pub mod exchange;
 pub mod fd_limit;
 pub mod health;
