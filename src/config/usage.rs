@@ -94,6 +94,7 @@ fn pieces(flag: &Flag) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::{parse_args, Command, Config, ConfigError};
+    use crate::targets::resolve::Resolver;
 
     const BASE: [&str; 4] = ["-p", "1", "-b", "127.0.0.1:2"];
 
@@ -180,6 +181,9 @@ mod tests {
             "only idempotent methods and requests with an Idempotency-Key",
             |c| !c.retry_non_idempotent,
         ),
+        ("resolver", "the system's", |c| {
+            c.resolver == Resolver::System
+        }),
         ("admin", "off", |c| c.admin.is_none()),
         ("access-log", "off", |c| c.access_log.is_none()),
     ];

@@ -384,6 +384,7 @@ mod tests {
             addr: ([127, 0, 0, 1], port).into(),
             weight: 1,
             tls: None,
+            source: None,
         };
         Targets::new(vec![t(1), t(2)], vec![], 4)
     }

@@ -10,6 +10,7 @@
 //! set's generation changes: one atomic load per request.
 
 use rustls::pki_types::ServerName;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,10 +19,15 @@ use std::time::Instant;
 use crate::balance::HealthBitmap;
 use crate::health::{HealthRecord, Rules};
 
+mod names;
+mod nameserver;
 pub mod reload;
 pub mod resolve;
+mod spec;
 mod standing;
 
+pub use names::Name;
+pub use spec::{parse_spec, parse_targets, parse_targets_file, Lookup, Spec};
 pub use standing::Ejection;
 
 /// A target server.
@@ -37,6 +43,10 @@ pub struct Target {
     /// Spoken to over TLS (`https://host:port`): the name its certificate
     /// must be valid for, which is also sent as SNI.
     pub tls: Option<ServerName<'static>>,
+    /// The name it is one address of, as written (`app.svc:8080`,
+    /// `https://app.svc:8443`), which is looked up again every
+    /// `--resolve-interval`; `None` for a target given by IP address.
+    pub source: Option<String>,
 }
 
 /// Largest `weight=` a target may have.
@@ -47,67 +57,34 @@ pub const MAX_WEIGHT: u32 = 1000;
 pub const DEFAULT_WEIGHT: u32 = 1;
 
 impl Target {
-    /// Whether `other` is the same server (weights aside).
+    /// Whether `other` is the same server (weights aside): the same address
+    /// of the same name, or the same IP address written the same way. A
+    /// name's target is the same whatever it is named as (that changes
+    /// with the name's count of addresses).
     pub fn same(&self, other: &Target) -> bool {
-        self.name == other.name && self.addr == other.addr
+        self.addr == other.addr
+            && match (&self.source, &other.source) {
+                (Some(a), Some(b)) => a == b,
+                (None, None) => self.name == other.name,
+                _ => false,
+            }
     }
 
-    /// `host:port`, without the `https://` of a TLS target (its `Host`).
+    /// What the operator wrote for it (weight aside): the name it came
+    /// from, or its own name.
+    pub fn source_name(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.name)
+    }
+
+    /// `host:port` as written, without the `https://` of a TLS target (its
+    /// `Host`).
     pub fn authority(&self) -> &str {
-        self.name.strip_prefix(HTTPS).unwrap_or(&self.name)
+        let written = self.source_name();
+        written.strip_prefix(HTTPS).unwrap_or(written)
     }
 }
 
 const HTTPS: &str = "https://";
-
-/// Parses `[https://]host:port` or `[https://]host:port,weight=N` and
-/// resolves the address. `http://` may be written and means plain HTTP.
-pub fn parse_target(
-    spec: &str,
-    resolve: impl Fn(&str) -> Result<SocketAddr, String>,
-) -> Result<Target, String> {
-    let (name, options) = match spec.split_once(',') {
-        Some((name, options)) => (name, Some(options)),
-        None => (spec, None),
-    };
-    let mut weight = DEFAULT_WEIGHT;
-    for option in options.into_iter().flat_map(|o| o.split(',')) {
-        let bad = || format!("'{spec}': '{option}' is not weight=N with N from 1 to {MAX_WEIGHT}");
-        let n = option.strip_prefix("weight=").ok_or_else(bad)?;
-        weight = n.parse().map_err(|_| bad())?;
-        if !(1..=MAX_WEIGHT).contains(&weight) {
-            return Err(bad());
-        }
-    }
-    let (name, tls) = match name.strip_prefix(HTTPS) {
-        Some(authority) => (authority, true),
-        None => (name.strip_prefix("http://").unwrap_or(name), false),
-    };
-    let name = name.strip_suffix('/').unwrap_or(name);
-    let tls = match tls {
-        true => Some(tls_name(spec, name)?),
-        false => None,
-    };
-    let addr = resolve(name)?;
-    Ok(Target {
-        name: match tls {
-            Some(_) => format!("{HTTPS}{name}"),
-            None => name.to_string(),
-        },
-        addr,
-        weight,
-        tls,
-    })
-}
-
-/// The name a TLS target's certificate is checked for: the host of
-/// `host:port` (a DNS name or an IP address).
-fn tls_name(spec: &str, authority: &str) -> Result<ServerName<'static>, String> {
-    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(host.to_string())
-        .map_err(|_| format!("'{spec}': '{host}' is not a host name TLS can check"))
-}
 
 /// A target in its slot.
 #[derive(Debug, Clone)]
@@ -119,7 +96,7 @@ pub struct Slot {
     pub from_file: bool,
 }
 
-/// What a reload changed.
+/// What a reload, or a new answer for a name, changed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Change {
     pub added: Vec<String>,
@@ -154,11 +131,18 @@ pub struct Targets {
     /// Targets ejected now (so that housekeeping skips the lock when none).
     ejected: AtomicUsize,
     rules: Rules,
+    /// Lookups begun so far: each takes the next number, so that an answer
+    /// older than the one a name's targets were last set from is not
+    /// applied after it (see [`Targets::lookup_ticket`]).
+    lookups: AtomicU64,
 }
 
 struct Table {
     slots: Vec<Option<Slot>>,
     next_gen: u64,
+    /// For each name in the set, the ticket of the lookup its targets were
+    /// last set from.
+    answered: HashMap<String, u64>,
 }
 
 impl Targets {
@@ -182,6 +166,7 @@ impl Targets {
         let mut table = Table {
             slots: vec![None; capacity],
             next_gen: 1,
+            answered: HashMap::new(),
         };
         let all = fixed
             .into_iter()
@@ -203,6 +188,7 @@ impl Targets {
             ejections: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             ejected: AtomicUsize::new(0),
             rules,
+            lookups: AtomicU64::new(1),
         }
     }
 
@@ -261,16 +247,25 @@ impl Targets {
     /// `-b` targets are never touched. Refused whole when there are not
     /// enough free slots.
     pub fn replace_file_targets(&self, wanted: Vec<Target>) -> Result<Change, String> {
+        self.replace_file_targets_as_of(wanted, self.lookup_ticket())
+    }
+
+    /// [`Targets::replace_file_targets`] with the names in `wanted` looked
+    /// up under `ticket` (taken before the file was read).
+    pub fn replace_file_targets_as_of(
+        &self,
+        wanted: Vec<Target>,
+        ticket: u64,
+    ) -> Result<Change, String> {
         let mut table = self.lock();
-        let mut change = Change::default();
-        if let Some(dup) = wanted.iter().find(|t| {
-            table
-                .slots
-                .iter()
-                .flatten()
-                .any(|s| !s.from_file && s.target.same(t))
-        }) {
-            return Err(format!("'{}' is also given with -b", dup.name));
+        let fixed = |t: &Target| {
+            table.slots.iter().flatten().any(|s| {
+                !s.from_file
+                    && (s.target.same(t) || t.source.is_some() && s.target.source == t.source)
+            })
+        };
+        if let Some(dup) = wanted.iter().find(|t| fixed(t)) {
+            return Err(format!("'{}' is also given with -b", dup.source_name()));
         }
         let keep = |slot: &Slot| !slot.from_file || wanted.iter().any(|t| t.same(&slot.target));
         let leaving: Vec<usize> = (0..table.slots.len())
@@ -287,21 +282,36 @@ impl Targets {
             })
             .cloned()
             .collect();
-        let free = table.slots.iter().filter(|s| s.is_none()).count() + leaving.len();
-        if new.len() > free {
-            return Err(format!(
-                "{} targets would not fit in {} slots (raise --max-targets)",
-                table.slots.iter().flatten().count() - leaving.len() + new.len(),
-                table.slots.len()
-            ));
-        }
+        table.fits(&leaving, new.len())?;
         for slot in table.slots.iter_mut().flatten().filter(|s| s.from_file) {
             if let Some(t) = wanted.iter().find(|t| t.same(&slot.target)) {
-                if t.weight != slot.target.weight {
+                if *t != *slot.target {
+                    // A new weight, or a name's target renamed as its count
+                    // of addresses changed: same slot, same generation.
                     slot.target = Arc::new(t.clone());
                 }
             }
         }
+        let mut change = self.swap(&mut table, leaving, new, true);
+        for source in wanted.iter().filter_map(|t| t.source.as_ref()) {
+            table.answered.insert(source.clone(), ticket);
+        }
+        table.forget_gone_names();
+        change.kept = table.slots.iter().flatten().count() - change.added.len();
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(change)
+    }
+
+    /// Takes the targets in `leaving` out of their slots and puts `new` in
+    /// free ones (the caller made sure they fit: [`Table::fits`]).
+    fn swap(
+        &self,
+        table: &mut Table,
+        leaving: Vec<usize>,
+        new: Vec<Target>,
+        from_file: bool,
+    ) -> Change {
+        let mut change = Change::default();
         for i in leaving {
             if let Some(slot) = table.slots[i].take() {
                 change.removed.push(slot.target.name.clone());
@@ -314,21 +324,43 @@ impl Targets {
                 .slots
                 .iter()
                 .position(Option::is_none)
-                .expect("counted above");
+                .expect("counted before");
             change.added.push(target.name.clone());
             change.added_slots.push(i);
             // A new target's health history starts afresh.
             self.transitions[i].store(0, Ordering::Relaxed);
             self.forget(i, true);
-            table.slots[i] = Some(table.slot(target, true));
+            table.slots[i] = Some(table.slot(target, from_file));
         }
-        change.kept = table.slots.iter().flatten().count() - change.added.len();
-        self.generation.fetch_add(1, Ordering::Release);
-        Ok(change)
+        change
     }
 }
 
 impl Table {
+    /// Whether `new` targets fit once those in `leaving` are gone.
+    fn fits(&self, leaving: &[usize], new: usize) -> Result<(), String> {
+        let free = self.slots.iter().filter(|s| s.is_none()).count() + leaving.len();
+        if new <= free {
+            return Ok(());
+        }
+        Err(format!(
+            "{} targets would not fit in {} slots (raise --max-targets)",
+            self.slots.iter().flatten().count() - leaving.len() + new,
+            self.slots.len()
+        ))
+    }
+
+    /// Drops the tickets of names no target comes from any more.
+    fn forget_gone_names(&mut self) {
+        let slots = &self.slots;
+        self.answered.retain(|name, _| {
+            slots
+                .iter()
+                .flatten()
+                .any(|s| s.target.source.as_deref() == Some(name))
+        });
+    }
+
     fn slot(&mut self, target: Target, from_file: bool) -> Slot {
         let gen = self.next_gen;
         self.next_gen += 1;
@@ -338,31 +370,6 @@ impl Table {
             from_file,
         }
     }
-}
-
-/// Parses a targets file: one `host:port` per line; blank lines and `#`
-/// comments (whole lines or after an entry) are ignored. Names are
-/// resolved here. The first bad line refuses the whole file.
-pub fn parse_targets_file(
-    text: &str,
-    resolve: impl Fn(&str) -> Result<SocketAddr, String>,
-) -> Result<Vec<Target>, String> {
-    let mut targets = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let entry = line.split('#').next().unwrap_or("").trim();
-        if entry.is_empty() {
-            continue;
-        }
-        if entry.split_whitespace().count() > 1 {
-            return Err(format!("line {}: '{entry}' is more than one target", n + 1));
-        }
-        let target = parse_target(entry, &resolve).map_err(|e| format!("line {}: {e}", n + 1))?;
-        if targets.iter().any(|t: &Target| t.same(&target)) {
-            return Err(format!("line {}: '{}' is listed twice", n + 1, target.name));
-        }
-        targets.push(target);
-    }
-    Ok(targets)
 }
 
 #[cfg(test)]
@@ -375,11 +382,13 @@ mod tests {
             addr: SocketAddr::from(([127, 0, 0, 1], port)),
             weight: 1,
             tls: None,
+            source: None,
         }
     }
 
-    fn resolve(s: &str) -> Result<SocketAddr, String> {
-        s.parse().map_err(|_| format!("'{s}' is not host:port"))
+    /// The tests' files hold IP addresses only, which are never looked up.
+    fn resolve(host: &str, _: u16) -> Result<Vec<SocketAddr>, String> {
+        Err(format!("'{host}' looked up"))
     }
 
     fn names(targets: &Targets) -> Vec<Option<String>> {
@@ -395,19 +404,19 @@ mod tests {
     fn parses_lines_and_comments() {
         let text = "# targets\n127.0.0.1:1\n\n  127.0.0.1:2   # the second\n";
         assert_eq!(
-            parse_targets_file(text, resolve).unwrap(),
+            parse_targets_file(text, &resolve).unwrap(),
             vec![target(1), target(2)]
         );
-        assert_eq!(parse_targets_file("", resolve).unwrap(), vec![]);
+        assert_eq!(parse_targets_file("", &resolve).unwrap(), vec![]);
     }
 
     #[test]
     fn refuses_a_file_with_one_bad_line() {
-        let err = parse_targets_file("127.0.0.1:1\nnope\n", resolve).unwrap_err();
+        let err = parse_targets_file("127.0.0.1:1\nnope\n", &resolve).unwrap_err();
         assert!(err.starts_with("line 2:"), "{err}");
-        let err = parse_targets_file("127.0.0.1:1 127.0.0.1:2\n", resolve).unwrap_err();
+        let err = parse_targets_file("127.0.0.1:1 127.0.0.1:2\n", &resolve).unwrap_err();
         assert!(err.contains("more than one"), "{err}");
-        let err = parse_targets_file("127.0.0.1:1\n127.0.0.1:1\n", resolve).unwrap_err();
+        let err = parse_targets_file("127.0.0.1:1\n127.0.0.1:1\n", &resolve).unwrap_err();
         assert!(err.contains("twice"), "{err}");
     }
 
@@ -434,14 +443,14 @@ mod tests {
     #[test]
     fn parses_weights() {
         let text = "127.0.0.1:1,weight=3\n127.0.0.1:2\n";
-        let targets = parse_targets_file(text, resolve).unwrap();
+        let targets = parse_targets_file(text, &resolve).unwrap();
         assert_eq!(targets.iter().map(|t| t.weight).collect::<Vec<_>>(), [3, 1]);
         for bad in [
             "127.0.0.1:1,weight=0",
             "127.0.0.1:1,weight=1001",
             "127.0.0.1:1,wieght=2",
         ] {
-            let err = parse_targets_file(bad, resolve).unwrap_err();
+            let err = parse_targets_file(bad, &resolve).unwrap_err();
             assert!(err.contains("weight=N"), "{err}");
         }
     }

@@ -225,7 +225,8 @@ async fn reload_all(shared: &'static Shared) -> Result<Change, String> {
             return Ok(Change::default());
         }
     }
-    let change = reload::run(&shared.targets, &shared.reloads, file).await?;
+    let resolver = shared.config.resolver;
+    let change = reload::run(&shared.targets, &shared.reloads, file, resolver).await?;
     if !change.added.is_empty() {
         check_slots(shared, &change.added_slots).await;
     }
