@@ -324,6 +324,9 @@ fn worker_main(
             let _ = tx.send(Started::Probed);
             monoio::spawn(prober::run(shared));
             monoio::spawn(prober::reload_on_sighup(shared));
+            if !shared.config.resolve_interval.is_zero() {
+                monoio::spawn(prober::refresh_names(shared));
+            }
         }
         drop(tx);
         // Blocks this thread before it serves anything: nothing else runs here yet.

@@ -21,6 +21,7 @@ use crate::health::{HealthRecord, Rules};
 
 mod names;
 mod nameserver;
+pub mod refresh;
 pub mod reload;
 pub mod resolve;
 mod spec;
