@@ -40,10 +40,14 @@
 //!   `--targets-file` changes while the workers run, and the shared bitmaps
 //!   that health checks and ejections write (as the [`health`] rules say);
 //!   reloads (SIGHUP or `POST /reload`), one at a time, reading the file on
-//!   a thread of their own.
+//!   a thread of their own; names, each standing for its every address,
+//!   looked up (by the system, or over UDP with `--resolver`) and looked up
+//!   again every `--resolve-interval` on threads of their own, each answer
+//!   applied to its name's targets as a reload applies the file.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap (and checks at once the
-//!   targets a reload added).
+//!   targets a reload or a name's new answer added), beside the task that
+//!   refreshes the names.
 //! - [`access_log`]: one line per request, buffered per worker.
 //! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
 //! - [`health`]: every health rule, once: what a check's answer means, rise

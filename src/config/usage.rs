@@ -9,7 +9,7 @@ const ABOUT: &str = "load-balancer: an HTTP/1.1 load balancer (thread-per-core, 
 const SYNOPSIS: &str =
     "Usage: load-balancer -p <port> -b <host:port> [-b <host:port> ...] [options]";
 
-const FOOTER: &str = "Durations take a unit: 250ms, 2s.";
+const FOOTER: &str = "Durations take a unit: 250ms, 2s (0 needs none).";
 
 /// Where the help of each flag starts; names longer than this push its
 /// first line along.

@@ -8,6 +8,11 @@
 //! under a new slot generation so that nothing of the old one is mistaken
 //! for the new one. Workers keep a copy of the table and refresh it when the
 //! set's generation changes: one atomic load per request.
+//!
+//! A target given by name is one address of it (its `source`): a name
+//! stands for as many targets as it has addresses (`spec.rs`), and each new
+//! answer for it, from a refresh every `--resolve-interval` (`refresh.rs`)
+//! or a reload, is applied to that name's targets alone (`names.rs`).
 
 use rustls::pki_types::ServerName;
 use std::collections::HashMap;
@@ -28,7 +33,7 @@ mod spec;
 mod standing;
 
 pub use names::Name;
-pub use spec::{parse_spec, parse_targets, parse_targets_file, Lookup, Spec};
+pub use spec::{parse_targets, parse_targets_file, Lookup};
 pub use standing::Ejection;
 
 /// A target server.

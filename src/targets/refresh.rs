@@ -7,7 +7,7 @@
 //! A lookup that fails, or finds no address, keeps the name's last good
 //! set: a name never loses its last target to DNS. That is logged once, a
 //! WARN when the name starts failing and an INFO when it answers again, not
-//! once per interval ([`Failing`]).
+//! once per interval (`Failing`).
 
 use std::collections::HashSet;
 

@@ -135,7 +135,7 @@ pub fn named_targets(
 }
 
 /// Parses `[https://]host:port[,weight=N]` and looks its name up (see
-/// [`Spec::targets`]).
+/// `Spec::targets`).
 pub fn parse_targets(spec: &str, lookup: Lookup<'_>) -> Result<Vec<Target>, String> {
     parse_spec(spec)?.targets(lookup)
 }
