@@ -300,7 +300,10 @@ impl Targets {
         }
         let mut change = self.swap(&mut table, leaving, new, true);
         for source in wanted.iter().filter_map(|t| t.source.as_ref()) {
-            table.answered.insert(source.clone(), ticket);
+            // Never back: a refresh begun after this reload may have set
+            // the name's targets already.
+            let last = table.answered.entry(source.clone()).or_insert(ticket);
+            *last = (*last).max(ticket);
         }
         table.forget_gone_names();
         change.kept = table.slots.iter().flatten().count() - change.added.len();

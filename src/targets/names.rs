@@ -266,6 +266,16 @@ mod tests {
     }
 
     #[test]
+    fn a_reload_that_read_before_the_last_answer_lets_no_older_answer_in() {
+        let t = Targets::new(vec![], of("app.svc:80", &[1]), 4);
+        let (reload, middle, last) = (t.lookup_ticket(), t.lookup_ticket(), t.lookup_ticket());
+        t.replace_name("app.svc:80", &[at(2)], last).unwrap();
+        t.replace_file_targets_as_of(of("app.svc:80", &[2]), reload)
+            .unwrap();
+        assert_eq!(t.replace_name("app.svc:80", &[at(3)], middle), Ok(None));
+    }
+
+    #[test]
     fn an_answer_that_does_not_fit_changes_nothing() {
         let t = Targets::new(of("app.svc:80", &[1]), vec![], 2);
         let gen = t.generation();
