@@ -1,7 +1,7 @@
 //! The admin endpoint (`--admin host:port`, off by default), served from
 //! worker 0 like the prober: `GET /metrics` (Prometheus text format),
 //! `GET /targets` (plain text, or JSON with `?format=json` or `Accept:
-//! application/json`) and `POST /reload` (read `--targets-file` again, as
+//! application/json`; a target given by name says which) and `POST /reload` (read `--targets-file` again, as
 //! SIGHUP does: see [`crate::targets::reload`]). One request per
 //! connection; a cold path, kept simple.
 
@@ -149,7 +149,8 @@ fn head_only(response: Bytes) -> Bytes {
     }
 }
 
-/// One row per target: address, health, requests in flight.
+/// One row per target: address, health, requests in flight, and the name
+/// it is an address of (none for a target given by IP address).
 struct Row {
     name: String,
     addr: String,
@@ -157,6 +158,7 @@ struct Row {
     standing: Standing,
     weight: u32,
     in_flight: u64,
+    source: Option<String>,
 }
 
 fn rows(shared: &Shared) -> Vec<Row> {
@@ -177,16 +179,27 @@ fn rows(shared: &Shared) -> Vec<Row> {
                 standing: shared.targets.standing(i),
                 weight: slot.target.weight,
                 in_flight,
+                source: slot.target.source.clone(),
             })
         })
         .collect()
 }
 
+/// One line per target, its fields apart by spaces. A `source` column ends
+/// each line when some target was given by name (`-` for those given by
+/// IP address); with none, there is no such column.
 fn targets_text(shared: &Shared) -> String {
-    let mut out = String::from("target address health in_flight\n");
-    for r in rows(shared) {
+    let rows = rows(shared);
+    let by_name = rows.iter().any(|r| r.source.is_some());
+    let mut out = String::from("target address health in_flight");
+    out.push_str(if by_name { " source\n" } else { "\n" });
+    for r in rows {
         let state = r.standing.as_str();
-        let _ = writeln!(out, "{} {} {state} {}", r.name, r.addr, r.in_flight);
+        let _ = write!(out, "{} {} {state} {}", r.name, r.addr, r.in_flight);
+        if by_name {
+            let _ = write!(out, " {}", r.source.as_deref().unwrap_or("-"));
+        }
+        out.push('\n');
     }
     out
 }
@@ -195,8 +208,12 @@ fn targets_json(shared: &Shared) -> String {
     let items: Vec<String> = rows(shared)
         .into_iter()
         .map(|r| {
+            let source = match &r.source {
+                Some(name) => format!(",\"source\":\"{}\"", json_escape(name)),
+                None => String::new(),
+            };
             format!(
-                "{{\"target\":\"{}\",\"address\":\"{}\",\"healthy\":{},\"state\":\"{}\",\"weight\":{},\"in_flight\":{}}}",
+                "{{\"target\":\"{}\",\"address\":\"{}\",\"healthy\":{},\"state\":\"{}\",\"weight\":{},\"in_flight\":{}{source}}}",
                 json_escape(&r.name),
                 json_escape(&r.addr),
                 r.healthy,

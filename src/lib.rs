@@ -19,6 +19,9 @@
 //! - [`proxy_protocol`]: the PROXY protocol header (v1, v2) an L4 balancer
 //!   in front sends first (`--proxy-protocol`), and the v2 one sent on to
 //!   `proxy=v2` targets. Pure code: no IO.
+//! - [`dns`]: DNS messages, the little of them that looking up a target's
+//!   addresses with `--resolver` needs: an A or AAAA query, and its answer
+//!   checked and read. Pure code: no IO.
 //! - [`systemd`]: `READY=1`, `RELOADING=1` and `STOPPING=1` to
 //!   `$NOTIFY_SOCKET`, for a `Type=notify` unit.
 //! - [`shared`]: what all workers share for the life of the process
@@ -41,10 +44,14 @@
 //!   `--targets-file` changes while the workers run, and the shared bitmaps
 //!   that health checks and ejections write (as the [`health`] rules say);
 //!   reloads (SIGHUP or `POST /reload`), one at a time, reading the file on
-//!   a thread of their own.
+//!   a thread of their own; names, each standing for its every address,
+//!   looked up (by the system, or over UDP with `--resolver`) and looked up
+//!   again every `--resolve-interval` on threads of their own, each answer
+//!   applied to its name's targets as a reload applies the file.
 //! - [`upstream`]: per-worker pools of keep-alive target connections, and
 //!   the prober that writes the health bitmap (and checks at once the
-//!   targets a reload added).
+//!   targets a reload or a name's new answer added), beside the task that
+//!   refreshes the names.
 //! - [`access_log`]: one line per request, buffered per worker.
 //! - [`admin`]: the admin endpoint: `/metrics`, `/targets`, `POST /reload`.
 //! - [`health`]: every health rule, once: what a check's answer means, rise
@@ -71,8 +78,8 @@
 //!   and a target's connection is either behind one type.
 //! - [`mod@log`]: time-stamped lines on stderr, from cold paths only.
 //!
-//! `http`, `balance`, `health`, `exchange` and `proxy_protocol` forbid
-//! `unsafe` and never name
+//! `http`, `balance`, `health`, `exchange`, `proxy_protocol` and `dns`
+//! forbid `unsafe` and never name
 //! monoio, `std::net` or the clock; and no module imports one that imports
 //! it back (`tests/sans_io.rs` fails on either).
 //!
@@ -88,6 +95,7 @@ pub mod balance;
 pub mod blocking;
 pub mod buffers;
 pub mod config;
+pub mod dns;
 pub mod exchange;
 pub mod fd_limit;
 pub mod health;

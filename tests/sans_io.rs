@@ -1,6 +1,7 @@
 //! The sans-IO modules stay sans-IO: `http` (parsing and framing),
-//! `balance` (selection), `health` (the health rules) and `exchange` (one
-//! request's state machine) never name monoio or `std::net`, never read the
+//! `balance` (selection), `health` (the health rules), `exchange` (one
+//! request's state machine), `proxy_protocol` and `dns` (DNS messages)
+//! never name monoio or `std::net`, never read the
 //! clock (time comes in as arguments), forbid `unsafe`, and import nothing
 //! from the IO side of the crate. Their unit tests may do what they like.
 
@@ -14,6 +15,7 @@ const MODULES: &[(&str, &[&str])] = &[
     ("health", &["health"]),
     ("exchange", &["exchange", "http", "health"]),
     ("proxy_protocol", &["proxy_protocol"]),
+    ("dns", &["dns"]),
 ];
 
 /// What code in those modules must not say.

@@ -1,27 +1,26 @@
 //! The targets of the command line, from `-b` and `--targets-file`,
-//! checked together: each resolved, none given twice, at least one, at most
-//! `--max-targets`.
+//! checked together: each looked up, none given twice, at least one, at
+//! most `--max-targets`.
 
 use super::{Config, ConfigError};
-use crate::targets::resolve::{read_targets_file, resolve_backend};
-use crate::targets::{parse_target, Target};
+use crate::targets::resolve::{read_targets_file, Resolver};
+use crate::targets::{parse_targets, Target};
 
 fn err<T>(msg: String) -> Result<T, ConfigError> {
     Err(ConfigError(msg))
 }
 
-/// The `-b` targets, parsed and resolved in order; none twice.
-pub fn parse_backends(specs: Vec<String>) -> Result<Vec<Target>, ConfigError> {
-    let backends = specs
-        .iter()
-        .map(|spec| parse_target(spec, resolve_backend).map_err(ConfigError))
-        .collect::<Result<Vec<_>, ConfigError>>()?;
-    if let Some(dup) = backends
-        .iter()
-        .enumerate()
-        .find(|(i, b)| backends[..*i].iter().any(|o| o.same(b)))
-    {
-        return err(format!("backend '{}' is given twice", dup.1.name));
+/// The `-b` targets, parsed and looked up in order (a name's addresses
+/// each a target); none twice.
+pub fn parse_backends(specs: Vec<String>, resolver: Resolver) -> Result<Vec<Target>, ConfigError> {
+    let lookup = |host: &str, port| resolver.lookup(host, port);
+    let mut backends: Vec<Target> = Vec::new();
+    for spec in &specs {
+        let these = parse_targets(spec, &lookup).map_err(ConfigError)?;
+        if let Some(dup) = these.iter().find(|t| backends.iter().any(|o| o.same(t))) {
+            return err(format!("backend '{}' is given twice", dup.source_name()));
+        }
+        backends.extend(these);
     }
     Ok(backends)
 }
@@ -29,16 +28,18 @@ pub fn parse_backends(specs: Vec<String>) -> Result<Vec<Target>, ConfigError> {
 /// The targets of `--targets-file`, if given; none of them also a `-b`.
 pub fn file_targets(config: &Config) -> Result<Vec<Target>, ConfigError> {
     let file_targets = match &config.targets_file {
-        Some(path) => read_targets_file(path).map_err(ConfigError)?,
+        Some(path) => read_targets_file(path, config.resolver).map_err(ConfigError)?,
         None => Vec::new(),
     };
-    if let Some(dup) = file_targets
-        .iter()
-        .find(|t| config.backends.iter().any(|b| b.same(t)))
-    {
+    if let Some(dup) = file_targets.iter().find(|t| {
+        config
+            .backends
+            .iter()
+            .any(|b| b.same(t) || t.source.is_some() && b.source == t.source)
+    }) {
         return err(format!(
             "'{}' is both a -b backend and in the targets file",
-            dup.name
+            dup.source_name()
         ));
     }
     Ok(file_targets)

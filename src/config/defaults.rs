@@ -9,6 +9,7 @@ use std::time::Duration;
 use super::LogDestination;
 use crate::balance::Algorithm;
 use crate::log::Level;
+use crate::targets::resolve::Resolver;
 
 /// `--bind`: every address.
 pub const BIND: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
@@ -21,6 +22,12 @@ pub const ALGORITHM: Algorithm = Algorithm::RoundRobin;
 
 /// `--workers`: `None` is one per core.
 pub const WORKERS: Option<usize> = None;
+
+/// `--resolve-interval`: how often each target's name is looked up again.
+pub const RESOLVE_INTERVAL: Duration = Duration::from_secs(5);
+
+/// `--resolver`: the system's resolver.
+pub const RESOLVER: Resolver = Resolver::System;
 
 /// `--health-interval`.
 pub const HEALTH_INTERVAL: Duration = Duration::from_secs(1);

@@ -3,8 +3,11 @@
 
 use std::time::Duration;
 
-/// Parses a duration such as `250ms` or `2s`.
+/// Parses a duration such as `250ms` or `2s`; zero may go without its unit.
 pub fn parse_duration(s: &str) -> Option<Duration> {
+    if s == "0" {
+        return Some(Duration::ZERO);
+    }
     let (num, scale_ms) = if let Some(n) = s.strip_suffix("ms") {
         (n, 1)
     } else if let Some(n) = s.strip_suffix('s') {
@@ -39,6 +42,8 @@ mod tests {
         assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
         assert_eq!(parse_duration("2s"), Some(Duration::from_secs(2)));
         assert_eq!(parse_duration("2"), None);
+        assert_eq!(parse_duration("0"), Some(Duration::ZERO));
+        assert_eq!(parse_duration("00"), None);
         assert_eq!(parse_duration("ms"), None);
         assert_eq!(parse_duration("-1s"), None);
         assert_eq!(parse_duration("1.5s"), None);

@@ -6,6 +6,7 @@ use super::defaults;
 use super::duration::show_duration;
 use super::flag::{Action, Flag, Help, Shown};
 use crate::balance::Algorithm;
+use crate::targets::resolve::Resolver;
 
 /// The flags.
 pub static FLAGS: &[Flag] = &[
@@ -22,9 +23,10 @@ pub static FLAGS: &[Flag] = &[
         long: "backend",
         value: Some("<host:port>"),
         help: Help::Text(
-            "a target server; repeat for more (names resolved once); \
-            host:port,weight=N gives it N shares (1-1000); https://host:port speaks TLS to it; \
-            ,proxy=v2 starts each connection to it with a PROXY protocol v2 header naming the client",
+            "a target server; repeat for more; a name stands for each of its addresses, \
+            looked up again every --resolve-interval; host:port,weight=N gives it N shares \
+            (1-1000); https://host:port speaks TLS to it; ,proxy=v2 starts each connection \
+            to it with a PROXY protocol v2 header naming the client",
         ),
         default: Shown::Number(defaults::WEIGHT as u64),
         action: Action::Set(|s, v| v.string().map(|spec| s.backends.push(spec))),
@@ -344,6 +346,28 @@ pub static FLAGS: &[Flag] = &[
         ),
         default: Shown::Nothing,
         action: Action::Set(|s, v| v.file().map(|path| s.config.targets_file = Some(path))),
+    },
+    Flag {
+        short: None,
+        long: "resolve-interval",
+        value: Some("<dur>"),
+        help: Help::Text(
+            "time between lookups of the targets' names, each name's addresses its \
+            targets; 0 looks them up only at start and on reloads",
+        ),
+        default: Shown::Duration(defaults::RESOLVE_INTERVAL),
+        action: Action::Set(|s, v| v.duration_or_zero().map(|d| s.config.resolve_interval = d)),
+    },
+    Flag {
+        short: None,
+        long: "resolver",
+        value: Some("<ip:port>"),
+        help: Help::Text("the DNS server names are looked up with, over UDP"),
+        default: Shown::Words("the system's"),
+        action: Action::Set(|s, v| {
+            v.ip_port()
+                .map(|addr| s.config.resolver = Resolver::Server(addr))
+        }),
     },
     Flag {
         short: None,

@@ -10,7 +10,7 @@
 //!   `--targets-file` checked together; `tls.rs`: the certificate files
 //!   read, and the flags that go with them checked together.
 //! - `usage.rs`: the `--help` text, printed from the table.
-//! - `duration.rs`: durations (`250ms`). Names are resolved, and the
+//! - `duration.rs`: durations (`250ms`). Names are looked up, and the
 //!   targets file read, by `targets::resolve`.
 
 use std::fmt;
@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::balance::Algorithm;
 use crate::log::Level;
+use crate::targets::resolve::Resolver;
 use crate::targets::Target;
 use crate::tls::{BackendTls, FrontTls};
 
@@ -44,13 +45,18 @@ pub use usage::usage;
 pub struct Config {
     /// Address the workers listen on (`--bind` and `--port`).
     pub listen: SocketAddr,
-    /// The `-b` targets, resolved once at start-up.
+    /// The `-b` targets (a name's every address), as looked up at start-up.
     pub backends: Vec<Target>,
     /// `--targets-file`, and the targets it held at start-up.
     pub targets_file: Option<PathBuf>,
     pub file_targets: Vec<Target>,
     /// Most targets at once.
     pub max_targets: usize,
+    /// Time between lookups of the targets' names (zero: only at start-up
+    /// and on reloads).
+    pub resolve_interval: Duration,
+    /// Where names are looked up: the system's resolver, or `--resolver`.
+    pub resolver: Resolver,
     /// Where the admin endpoint listens, if anywhere.
     pub admin: Option<SocketAddr>,
     /// `--upgrade-socket`: where the listeners are offered to a successor.

@@ -248,6 +248,18 @@ mod tests {
             ),
             (&["-p", "80", "-b", b, "--frob"], "invalid option '--frob'"),
             (
+                &["-p", "80", "-b", b, "--resolver", "dns.local:53"],
+                "--resolver: 'dns.local:53' is not ip:port",
+            ),
+            (
+                &["-p", "80", "-b", b, "--resolver", "127.0.0.1:0"],
+                "--resolver: '127.0.0.1:0' is not ip:port",
+            ),
+            (
+                &["-p", "80", "-b", b, "--resolve-interval", "5"],
+                "--resolve-interval: '5' is not a duration such as 10ms or 0ms",
+            ),
+            (
                 &["-p", "80", "-b", b, "--retry-non-idempotent=yes"],
                 "unexpected argument for option '--retry-non-idempotent': \"yes\"",
             ),
@@ -259,6 +271,31 @@ mod tests {
         for (args, want) in cases {
             assert_eq!(error(args), *want, "{args:?}");
         }
+    }
+
+    #[test]
+    fn parses_the_resolver_and_the_resolve_interval() {
+        use crate::targets::resolve::Resolver;
+        let c = config(&["-p", "1", "-b", "127.0.0.1:2"]);
+        assert_eq!(
+            (c.resolver, c.resolve_interval),
+            (Resolver::System, Duration::from_secs(5))
+        );
+        let c = config(&[
+            "-p",
+            "1",
+            "-b",
+            "127.0.0.1:2",
+            "--resolver",
+            "[::1]:5353",
+            "--resolve-interval",
+            "0",
+        ]);
+        let server = "[::1]:5353".parse().unwrap();
+        assert_eq!(
+            (c.resolver, c.resolve_interval),
+            (Resolver::Server(server), Duration::ZERO)
+        );
     }
 
     #[test]

@@ -55,7 +55,7 @@ impl Settings {
             config.tls_listen = Some(SocketAddr::new(config.listen.ip(), tls_port));
             config.tls = Some(tls);
         }
-        config.backends = parse_backends(backends)?;
+        config.backends = parse_backends(backends, config.resolver)?;
         config.file_targets = file_targets(&config)?;
         check_count(&config)?;
         config.backend_tls = Some(backend_tls(&config)?);
@@ -72,6 +72,8 @@ fn default_config() -> Config {
         targets_file: None,
         file_targets: Vec::new(),
         max_targets: defaults::MAX_TARGETS,
+        resolve_interval: defaults::RESOLVE_INTERVAL,
+        resolver: defaults::RESOLVER,
         admin: defaults::ADMIN,
         drain_timeout: defaults::DRAIN_TIMEOUT,
         access_log: defaults::ACCESS_LOG,

@@ -9,7 +9,7 @@ const ABOUT: &str = "load-balancer: an HTTP/1.1 load balancer (thread-per-core, 
 const SYNOPSIS: &str =
     "Usage: load-balancer -p <port> -b <host:port> [-b <host:port> ...] [options]";
 
-const FOOTER: &str = "Durations take a unit: 250ms, 2s.";
+const FOOTER: &str = "Durations take a unit: 250ms, 2s (0 needs none).";
 
 /// Where the help of each flag starts; names longer than this push its
 /// first line along.
@@ -94,6 +94,7 @@ fn pieces(flag: &Flag) -> Vec<String> {
 mod tests {
     use super::*;
     use crate::config::{parse_args, Command, Config, ConfigError};
+    use crate::targets::resolve::Resolver;
 
     const BASE: [&str; 4] = ["-p", "1", "-b", "127.0.0.1:2"];
 
@@ -181,6 +182,9 @@ mod tests {
             "only idempotent methods and requests with an Idempotency-Key",
             |c| !c.retry_non_idempotent,
         ),
+        ("resolver", "the system's", |c| {
+            c.resolver == Resolver::System
+        }),
         ("admin", "off", |c| c.admin.is_none()),
         ("access-log", "off", |c| c.access_log.is_none()),
     ];

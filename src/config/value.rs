@@ -123,6 +123,16 @@ impl<'a> FlagValue<'a> {
         }
     }
 
+    /// An IP address and a port other than 0 (`10.0.0.2:53`, `[::1]:53`),
+    /// never looked up.
+    pub fn ip_port(&mut self) -> Result<SocketAddr, ConfigError> {
+        let v = self.string()?;
+        match v.parse::<SocketAddr>() {
+            Ok(addr) if addr.port() != 0 => Ok(addr),
+            _ => self.error(format_args!(": '{v}' is not ip:port")),
+        }
+    }
+
     /// A path for a request line: from `/`, without spaces or controls.
     pub fn request_path(&mut self) -> Result<String, ConfigError> {
         let v = self.string()?;

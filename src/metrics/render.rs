@@ -385,6 +385,7 @@ mod tests {
             weight: 1,
             tls: None,
             proxy_v2: false,
+            source: None,
         };
         Targets::new(vec![t(1), t(2)], vec![], 4)
     }

@@ -367,6 +367,9 @@ fn worker_main(
             monoio::spawn(prober::run(shared));
             monoio::spawn(prober::reload_on_sighup(shared));
             monoio::spawn(upgrade::successor::on_signal(shared));
+            if !shared.config.resolve_interval.is_zero() {
+                monoio::spawn(prober::refresh_names(shared));
+            }
         }
         drop(tx);
         // Blocks this thread before it serves anything: nothing else runs here yet.

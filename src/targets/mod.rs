@@ -8,8 +8,14 @@
 //! under a new slot generation so that nothing of the old one is mistaken
 //! for the new one. Workers keep a copy of the table and refresh it when the
 //! set's generation changes: one atomic load per request.
+//!
+//! A target given by name is one address of it (its `source`): a name
+//! stands for as many targets as it has addresses (`spec.rs`), and each new
+//! answer for it, from a refresh every `--resolve-interval` (`refresh.rs`)
+//! or a reload, is applied to that name's targets alone (`names.rs`).
 
 use rustls::pki_types::ServerName;
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -18,10 +24,16 @@ use std::time::Instant;
 use crate::balance::HealthBitmap;
 use crate::health::{HealthRecord, Rules};
 
+mod names;
+mod nameserver;
+pub mod refresh;
 pub mod reload;
 pub mod resolve;
+mod spec;
 mod standing;
 
+pub use names::Name;
+pub use spec::{parse_targets, parse_targets_file, Lookup};
 pub use standing::Ejection;
 
 /// A target server.
@@ -42,6 +54,10 @@ pub struct Target {
     /// health check), as HAProxy's `send-proxy-v2`. Such a connection
     /// belongs to one client and is never pooled.
     pub proxy_v2: bool,
+    /// The name it is one address of, as written (`app.svc:8080`,
+    /// `https://app.svc:8443`), which is looked up again every
+    /// `--resolve-interval`; `None` for a target given by IP address.
+    pub source: Option<String>,
 }
 
 /// Largest `weight=` a target may have.
@@ -52,83 +68,34 @@ pub const MAX_WEIGHT: u32 = 1000;
 pub const DEFAULT_WEIGHT: u32 = 1;
 
 impl Target {
-    /// Whether `other` is the same server (weights aside).
+    /// Whether `other` is the same server (weights aside): the same address
+    /// of the same name, or the same IP address written the same way. A
+    /// name's target is the same whatever it is named as (that changes
+    /// with the name's count of addresses).
     pub fn same(&self, other: &Target) -> bool {
-        self.name == other.name && self.addr == other.addr
+        self.addr == other.addr
+            && match (&self.source, &other.source) {
+                (Some(a), Some(b)) => a == b,
+                (None, None) => self.name == other.name,
+                _ => false,
+            }
     }
 
-    /// `host:port`, without the `https://` of a TLS target (its `Host`).
+    /// What the operator wrote for it (weight aside): the name it came
+    /// from, or its own name.
+    pub fn source_name(&self) -> &str {
+        self.source.as_deref().unwrap_or(&self.name)
+    }
+
+    /// `host:port` as written, without the `https://` of a TLS target (its
+    /// `Host`).
     pub fn authority(&self) -> &str {
-        self.name.strip_prefix(HTTPS).unwrap_or(&self.name)
+        let written = self.source_name();
+        written.strip_prefix(HTTPS).unwrap_or(written)
     }
 }
 
 const HTTPS: &str = "https://";
-
-/// Parses `[https://]host:port` with options after commas, in any order
-/// (`weight=N`, `proxy=v2`), and resolves the address. `http://` may be
-/// written and means plain HTTP.
-pub fn parse_target(
-    spec: &str,
-    resolve: impl Fn(&str) -> Result<SocketAddr, String>,
-) -> Result<Target, String> {
-    let (name, options) = match spec.split_once(',') {
-        Some((name, options)) => (name, Some(options)),
-        None => (spec, None),
-    };
-    let mut weight = DEFAULT_WEIGHT;
-    let mut proxy_v2 = false;
-    for option in options.into_iter().flat_map(|o| o.split(',')) {
-        if let Some(version) = option.strip_prefix("proxy=") {
-            if version != "v2" {
-                return Err(format!(
-                    "'{spec}': '{option}' is not proxy=v2 (the one PROXY protocol version sent)"
-                ));
-            }
-            proxy_v2 = true;
-            continue;
-        }
-        let bad = || {
-            format!(
-                "'{spec}': '{option}' is not weight=N with N from 1 to {MAX_WEIGHT}, nor proxy=v2"
-            )
-        };
-        let n = option.strip_prefix("weight=").ok_or_else(bad)?;
-        weight = n.parse().map_err(|_| bad())?;
-        if !(1..=MAX_WEIGHT).contains(&weight) {
-            return Err(bad());
-        }
-    }
-    let (name, tls) = match name.strip_prefix(HTTPS) {
-        Some(authority) => (authority, true),
-        None => (name.strip_prefix("http://").unwrap_or(name), false),
-    };
-    let name = name.strip_suffix('/').unwrap_or(name);
-    let tls = match tls {
-        true => Some(tls_name(spec, name)?),
-        false => None,
-    };
-    let addr = resolve(name)?;
-    Ok(Target {
-        name: match tls {
-            Some(_) => format!("{HTTPS}{name}"),
-            None => name.to_string(),
-        },
-        addr,
-        weight,
-        tls,
-        proxy_v2,
-    })
-}
-
-/// The name a TLS target's certificate is checked for: the host of
-/// `host:port` (a DNS name or an IP address).
-fn tls_name(spec: &str, authority: &str) -> Result<ServerName<'static>, String> {
-    let host = authority.rsplit_once(':').map_or(authority, |(h, _)| h);
-    let host = host.trim_start_matches('[').trim_end_matches(']');
-    ServerName::try_from(host.to_string())
-        .map_err(|_| format!("'{spec}': '{host}' is not a host name TLS can check"))
-}
 
 /// A target in its slot.
 #[derive(Debug, Clone)]
@@ -140,7 +107,7 @@ pub struct Slot {
     pub from_file: bool,
 }
 
-/// What a reload changed.
+/// What a reload, or a new answer for a name, changed.
 #[derive(Debug, Default, PartialEq, Eq)]
 pub struct Change {
     pub added: Vec<String>,
@@ -175,11 +142,18 @@ pub struct Targets {
     /// Targets ejected now (so that housekeeping skips the lock when none).
     ejected: AtomicUsize,
     rules: Rules,
+    /// Lookups begun so far: each takes the next number, so that an answer
+    /// older than the one a name's targets were last set from is not
+    /// applied after it (see [`Targets::lookup_ticket`]).
+    lookups: AtomicU64,
 }
 
 struct Table {
     slots: Vec<Option<Slot>>,
     next_gen: u64,
+    /// For each name in the set, the ticket of the lookup its targets were
+    /// last set from.
+    answered: HashMap<String, u64>,
 }
 
 impl Targets {
@@ -203,6 +177,7 @@ impl Targets {
         let mut table = Table {
             slots: vec![None; capacity],
             next_gen: 1,
+            answered: HashMap::new(),
         };
         let all = fixed
             .into_iter()
@@ -224,6 +199,7 @@ impl Targets {
             ejections: (0..capacity).map(|_| AtomicU64::new(0)).collect(),
             ejected: AtomicUsize::new(0),
             rules,
+            lookups: AtomicU64::new(1),
         }
     }
 
@@ -282,16 +258,25 @@ impl Targets {
     /// `-b` targets are never touched. Refused whole when there are not
     /// enough free slots.
     pub fn replace_file_targets(&self, wanted: Vec<Target>) -> Result<Change, String> {
+        self.replace_file_targets_as_of(wanted, self.lookup_ticket())
+    }
+
+    /// [`Targets::replace_file_targets`] with the names in `wanted` looked
+    /// up under `ticket` (taken before the file was read).
+    pub fn replace_file_targets_as_of(
+        &self,
+        wanted: Vec<Target>,
+        ticket: u64,
+    ) -> Result<Change, String> {
         let mut table = self.lock();
-        let mut change = Change::default();
-        if let Some(dup) = wanted.iter().find(|t| {
-            table
-                .slots
-                .iter()
-                .flatten()
-                .any(|s| !s.from_file && s.target.same(t))
-        }) {
-            return Err(format!("'{}' is also given with -b", dup.name));
+        let fixed = |t: &Target| {
+            table.slots.iter().flatten().any(|s| {
+                !s.from_file
+                    && (s.target.same(t) || t.source.is_some() && s.target.source == t.source)
+            })
+        };
+        if let Some(dup) = wanted.iter().find(|t| fixed(t)) {
+            return Err(format!("'{}' is also given with -b", dup.source_name()));
         }
         let keep = |slot: &Slot| !slot.from_file || wanted.iter().any(|t| t.same(&slot.target));
         let leaving: Vec<usize> = (0..table.slots.len())
@@ -308,24 +293,41 @@ impl Targets {
             })
             .cloned()
             .collect();
-        let free = table.slots.iter().filter(|s| s.is_none()).count() + leaving.len();
-        if new.len() > free {
-            return Err(format!(
-                "{} targets would not fit in {} slots (raise --max-targets)",
-                table.slots.iter().flatten().count() - leaving.len() + new.len(),
-                table.slots.len()
-            ));
-        }
+        table.fits(&leaving, new.len())?;
         for slot in table.slots.iter_mut().flatten().filter(|s| s.from_file) {
             if let Some(t) = wanted.iter().find(|t| t.same(&slot.target)) {
-                // A new weight, or `proxy=v2` on or off: the same server, in
-                // the same slot. Connections already open keep what they
-                // were opened with (a header or none); new ones follow.
-                if t.weight != slot.target.weight || t.proxy_v2 != slot.target.proxy_v2 {
+                if *t != *slot.target {
+                    // A new weight, `proxy=v2` on or off, or a name's target
+                    // renamed as its count of addresses changed: same slot,
+                    // same generation. Connections already open keep what
+                    // they were opened with (a header or none).
                     slot.target = Arc::new(t.clone());
                 }
             }
         }
+        let mut change = self.swap(&mut table, leaving, new, true);
+        for source in wanted.iter().filter_map(|t| t.source.as_ref()) {
+            // Never back: a refresh begun after this reload may have set
+            // the name's targets already.
+            let last = table.answered.entry(source.clone()).or_insert(ticket);
+            *last = (*last).max(ticket);
+        }
+        table.forget_gone_names();
+        change.kept = table.slots.iter().flatten().count() - change.added.len();
+        self.generation.fetch_add(1, Ordering::Release);
+        Ok(change)
+    }
+
+    /// Takes the targets in `leaving` out of their slots and puts `new` in
+    /// free ones (the caller made sure they fit: [`Table::fits`]).
+    fn swap(
+        &self,
+        table: &mut Table,
+        leaving: Vec<usize>,
+        new: Vec<Target>,
+        from_file: bool,
+    ) -> Change {
+        let mut change = Change::default();
         for i in leaving {
             if let Some(slot) = table.slots[i].take() {
                 change.removed.push(slot.target.name.clone());
@@ -338,21 +340,43 @@ impl Targets {
                 .slots
                 .iter()
                 .position(Option::is_none)
-                .expect("counted above");
+                .expect("counted before");
             change.added.push(target.name.clone());
             change.added_slots.push(i);
             // A new target's health history starts afresh.
             self.transitions[i].store(0, Ordering::Relaxed);
             self.forget(i, true);
-            table.slots[i] = Some(table.slot(target, true));
+            table.slots[i] = Some(table.slot(target, from_file));
         }
-        change.kept = table.slots.iter().flatten().count() - change.added.len();
-        self.generation.fetch_add(1, Ordering::Release);
-        Ok(change)
+        change
     }
 }
 
 impl Table {
+    /// Whether `new` targets fit once those in `leaving` are gone.
+    fn fits(&self, leaving: &[usize], new: usize) -> Result<(), String> {
+        let free = self.slots.iter().filter(|s| s.is_none()).count() + leaving.len();
+        if new <= free {
+            return Ok(());
+        }
+        Err(format!(
+            "{} targets would not fit in {} slots (raise --max-targets)",
+            self.slots.iter().flatten().count() - leaving.len() + new,
+            self.slots.len()
+        ))
+    }
+
+    /// Drops the tickets of names no target comes from any more.
+    fn forget_gone_names(&mut self) {
+        let slots = &self.slots;
+        self.answered.retain(|name, _| {
+            slots
+                .iter()
+                .flatten()
+                .any(|s| s.target.source.as_deref() == Some(name))
+        });
+    }
+
     fn slot(&mut self, target: Target, from_file: bool) -> Slot {
         let gen = self.next_gen;
         self.next_gen += 1;
@@ -362,31 +386,6 @@ impl Table {
             from_file,
         }
     }
-}
-
-/// Parses a targets file: one `host:port` per line; blank lines and `#`
-/// comments (whole lines or after an entry) are ignored. Names are
-/// resolved here. The first bad line refuses the whole file.
-pub fn parse_targets_file(
-    text: &str,
-    resolve: impl Fn(&str) -> Result<SocketAddr, String>,
-) -> Result<Vec<Target>, String> {
-    let mut targets = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        let entry = line.split('#').next().unwrap_or("").trim();
-        if entry.is_empty() {
-            continue;
-        }
-        if entry.split_whitespace().count() > 1 {
-            return Err(format!("line {}: '{entry}' is more than one target", n + 1));
-        }
-        let target = parse_target(entry, &resolve).map_err(|e| format!("line {}: {e}", n + 1))?;
-        if targets.iter().any(|t: &Target| t.same(&target)) {
-            return Err(format!("line {}: '{}' is listed twice", n + 1, target.name));
-        }
-        targets.push(target);
-    }
-    Ok(targets)
 }
 
 #[cfg(test)]
@@ -400,11 +399,13 @@ mod tests {
             weight: 1,
             tls: None,
             proxy_v2: false,
+            source: None,
         }
     }
 
-    fn resolve(s: &str) -> Result<SocketAddr, String> {
-        s.parse().map_err(|_| format!("'{s}' is not host:port"))
+    /// The tests' files hold IP addresses only, which are never looked up.
+    fn resolve(host: &str, _: u16) -> Result<Vec<SocketAddr>, String> {
+        Err(format!("'{host}' looked up"))
     }
 
     fn names(targets: &Targets) -> Vec<Option<String>> {
@@ -420,19 +421,19 @@ mod tests {
     fn parses_lines_and_comments() {
         let text = "# targets\n127.0.0.1:1\n\n  127.0.0.1:2   # the second\n";
         assert_eq!(
-            parse_targets_file(text, resolve).unwrap(),
+            parse_targets_file(text, &resolve).unwrap(),
             vec![target(1), target(2)]
         );
-        assert_eq!(parse_targets_file("", resolve).unwrap(), vec![]);
+        assert_eq!(parse_targets_file("", &resolve).unwrap(), vec![]);
     }
 
     #[test]
     fn refuses_a_file_with_one_bad_line() {
-        let err = parse_targets_file("127.0.0.1:1\nnope\n", resolve).unwrap_err();
+        let err = parse_targets_file("127.0.0.1:1\nnope\n", &resolve).unwrap_err();
         assert!(err.starts_with("line 2:"), "{err}");
-        let err = parse_targets_file("127.0.0.1:1 127.0.0.1:2\n", resolve).unwrap_err();
+        let err = parse_targets_file("127.0.0.1:1 127.0.0.1:2\n", &resolve).unwrap_err();
         assert!(err.contains("more than one"), "{err}");
-        let err = parse_targets_file("127.0.0.1:1\n127.0.0.1:1\n", resolve).unwrap_err();
+        let err = parse_targets_file("127.0.0.1:1\n127.0.0.1:1\n", &resolve).unwrap_err();
         assert!(err.contains("twice"), "{err}");
     }
 
@@ -459,14 +460,14 @@ mod tests {
     #[test]
     fn parses_weights() {
         let text = "127.0.0.1:1,weight=3\n127.0.0.1:2\n";
-        let targets = parse_targets_file(text, resolve).unwrap();
+        let targets = parse_targets_file(text, &resolve).unwrap();
         assert_eq!(targets.iter().map(|t| t.weight).collect::<Vec<_>>(), [3, 1]);
         for bad in [
             "127.0.0.1:1,weight=0",
             "127.0.0.1:1,weight=1001",
             "127.0.0.1:1,wieght=2",
         ] {
-            let err = parse_targets_file(bad, resolve).unwrap_err();
+            let err = parse_targets_file(bad, &resolve).unwrap_err();
             assert!(err.contains("weight=N"), "{err}");
         }
     }
@@ -474,10 +475,11 @@ mod tests {
     #[test]
     fn parses_proxy_v2_with_a_weight_in_any_order() {
         let text = "127.0.0.1:1,proxy=v2,weight=3\n127.0.0.1:2,weight=2,proxy=v2\n127.0.0.1:3\n";
-        let targets = parse_targets_file(text, resolve).unwrap();
+        let targets = parse_targets_file(text, &resolve).unwrap();
         let got: Vec<_> = targets.iter().map(|t| (t.weight, t.proxy_v2)).collect();
         assert_eq!(got, [(3, true), (2, true), (1, false)]);
-        let t = parse_target("https://127.0.0.1:4,proxy=v2", resolve).unwrap();
+        let one = |spec: &str| parse_targets(spec, &resolve).map(|mut t| t.remove(0));
+        let t = one("https://127.0.0.1:4,proxy=v2").unwrap();
         assert!(t.proxy_v2 && t.tls.is_some());
         assert_eq!(t.name, "https://127.0.0.1:4");
         for bad in [
@@ -485,10 +487,10 @@ mod tests {
             "127.0.0.1:1,proxy=",
             "127.0.0.1:1,proxy=V2",
         ] {
-            let err = parse_target(bad, resolve).unwrap_err();
+            let err = one(bad).unwrap_err();
             assert!(err.contains("proxy=v2"), "{err}");
         }
-        let err = parse_target("127.0.0.1:1,proxy", resolve).unwrap_err();
+        let err = one("127.0.0.1:1,proxy").unwrap_err();
         assert!(err.contains("nor proxy=v2"), "{err}");
     }
 

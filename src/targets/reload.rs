@@ -6,7 +6,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use std::path::Path;
 
-use super::resolve::read_targets_file;
+use super::resolve::{read_targets_file, Resolver};
 use super::{Change, Target, Targets};
 use crate::blocking::off_thread;
 use crate::signals::Notify;
@@ -58,10 +58,12 @@ pub async fn run(
     targets: &Targets,
     reloads: &Reloads,
     file: Option<&Path>,
+    resolver: Resolver,
 ) -> Result<Change, String> {
     let _turn = reloads.turn().await;
-    let result = match read_off_thread(file).await {
-        Ok(wanted) => targets.replace_file_targets(wanted),
+    let ticket = targets.lookup_ticket();
+    let result = match read_off_thread(file, resolver).await {
+        Ok(wanted) => targets.replace_file_targets_as_of(wanted, ticket),
         Err(e) => Err(e),
     };
     match &result {
@@ -79,12 +81,12 @@ pub async fn run(
     result
 }
 
-/// Reads and resolves the targets file on a thread of its own.
-async fn read_off_thread(file: Option<&Path>) -> Result<Vec<Target>, String> {
+/// Reads the targets file, and looks its names up, on a thread of its own.
+async fn read_off_thread(file: Option<&Path>, resolver: Resolver) -> Result<Vec<Target>, String> {
     let Some(path) = file.map(Path::to_path_buf) else {
         return Err("no --targets-file to reload".to_string());
     };
-    off_thread("reload", move || read_targets_file(&path))
+    off_thread("reload", move || read_targets_file(&path, resolver))
         .map_err(|e| format!("cannot start a thread to read the targets file: {e}"))?
         .await
 }

@@ -1,6 +1,8 @@
 //! The prober: one task, on worker 0, that sends `GET <health-path>` to every
 //! target each interval, all at once, each under a deadline, and writes the
-//! result into the shared health bitmap. What an answer means (only a 2xx
+//! result into the shared health bitmap. Beside it, on worker 0 too: the
+//! reloads of the targets file and the refresh of the targets' names, both
+//! of which have the targets they add checked at once. What an answer means (only a 2xx
 //! passes) is [`CheckAnswer::passes`]; rise and fall are applied by
 //! [`Targets::record_check`](crate::targets::Targets::record_check).
 
@@ -15,6 +17,7 @@ use crate::http::parse_response;
 use crate::proxy_protocol::V2_LOCAL;
 use crate::shared::Shared;
 use crate::stream::{connect, deadline, read_more, write_all, IoFail};
+use crate::targets::refresh::Refresh;
 use crate::targets::{reload, Change, Target};
 use crate::tls::stream::Fault;
 use crate::tls::BackendTls;
@@ -231,11 +234,28 @@ async fn reload_all(shared: &'static Shared) -> Result<Change, String> {
             return Ok(Change::default());
         }
     }
-    let change = reload::run(&shared.targets, &shared.reloads, file).await?;
+    let resolver = shared.config.resolver;
+    let change = reload::run(&shared.targets, &shared.reloads, file, resolver).await?;
     if !change.added.is_empty() {
         check_slots(shared, &change.added_slots).await;
     }
     Ok(change)
+}
+
+/// Looks the targets' names up again every `--resolve-interval` (see
+/// `targets::refresh`: off this event loop, a failed lookup keeping the
+/// last good set), and checks at once the targets their answers added, as
+/// a reload does. Runs on worker 0 for the life of the process, unless the
+/// interval is 0.
+pub async fn refresh_names(shared: &'static Shared) {
+    let mut refresh = Refresh::default();
+    loop {
+        monoio::time::sleep(shared.config.resolve_interval).await;
+        let added = refresh.round(&shared.targets, shared.config.resolver).await;
+        if !added.is_empty() {
+            check_slots(shared, &added).await;
+        }
+    }
 }
 
 /// Reloads each time a SIGHUP is raised. Runs on worker 0 for the life of

@@ -12,6 +12,10 @@
 //! - `admin.rs`: the admin endpoint and `--targets-file` as an operator
 //!   drives them (`/targets`, `POST /reload`, SIGHUP).
 //! - [`TempFile`] (`tempfile.rs`): a file for a flag that takes a path.
+//! - [`DnsServer`] (`dns.rs`): a DNS server on loopback for `--resolver`,
+//!   answering from a table the test changes (or SERVFAIL, or nothing);
+//!   and targets on 127.0.0.2, 127.0.0.3, ... sharing a port, as a name's
+//!   addresses do.
 //! - `checks.rs`: assertions several files make (a refused request, an
 //!   answer the balancer wrote itself, a run that must fail).
 //! - `wire.rs`: the buffered head and body reader both sides share.
@@ -27,6 +31,7 @@ mod backend;
 mod balancer;
 mod checks;
 mod client;
+mod dns;
 mod scrape;
 mod tempfile;
 pub mod tls;
@@ -54,6 +59,8 @@ pub use checks::{
 };
 #[allow(unused_imports)]
 pub use client::{get, request_bytes, Client, Response, CLIENT_TIMEOUT};
+#[allow(unused_imports)]
+pub use dns::{backends_on_one_port, DnsMode, DnsServer};
 #[allow(unused_imports)]
 pub use scrape::Scrape;
 #[allow(unused_imports)]

@@ -853,7 +853,7 @@ pub fn presented_leaf(addr: SocketAddr, server_name: &str) -> CertificateDer<'st
 // HTTPS target
 // ---------------------------------------------------------------------------
 
-/// An HTTPS/1.1 target on `127.0.0.1`, one thread per connection,
+/// An HTTPS/1.1 target on `127.0.0.1` (or another loopback address), one thread per connection,
 /// keep-alive. `GET /_health` answers 200 `ok`; anything else 200 with the
 /// target's name as body and in `X-Backend`. Dropping it stops it.
 pub struct TlsBackend {
@@ -881,13 +881,19 @@ struct TlsInner {
 impl TlsBackend {
     /// Starts a target named `name` presenting `leaf` (and its chain).
     pub fn start(name: &str, leaf: &Leaf) -> TlsBackend {
+        TlsBackend::start_on(name, leaf, "127.0.0.1:0".parse().unwrap())
+            .unwrap_or_else(|e| panic!("TLS target {name}: cannot bind 127.0.0.1:0: {e}"))
+    }
+
+    /// [`TlsBackend::start`] on a given address (127.0.0.2:PORT, ...).
+    pub fn start_on(name: &str, leaf: &Leaf, addr: SocketAddr) -> std::io::Result<TlsBackend> {
         let config = ServerConfig::builder_with_provider(provider())
             .with_safe_default_protocol_versions()
             .expect("default versions")
             .with_no_client_auth()
             .with_single_cert(leaf.chain(), leaf.key())
             .expect("a certificate and its key");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let listener = TcpListener::bind(addr)?;
         let inner = Arc::new(TlsInner {
             name: name.to_string(),
             addr: listener.local_addr().expect("local_addr"),
@@ -904,13 +910,12 @@ impl TlsBackend {
             let inner = Arc::clone(&inner);
             thread::Builder::new()
                 .name(format!("tls-backend-{name}-accept"))
-                .spawn(move || tls_accept_loop(&inner, listener))
-                .expect("spawn the accept thread")
+                .spawn(move || tls_accept_loop(&inner, listener))?
         };
-        TlsBackend {
+        Ok(TlsBackend {
             inner,
             accept: Mutex::new(Some(accept)),
-        }
+        })
     }
 
     pub fn addr(&self) -> SocketAddr {
