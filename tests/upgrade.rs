@@ -106,6 +106,12 @@ impl Load {
                             if close || closing {
                                 client = None;
                             }
+                            if close {
+                                // Paced: a new connection per request leaves
+                                // a socket in TIME_WAIT each, and the suite
+                                // runs beside tests that need free ports.
+                                std::thread::sleep(Duration::from_millis(2));
+                            }
                         }
                         Ok(r) => {
                             failed.fetch_add(1, Ordering::SeqCst);
