@@ -114,6 +114,7 @@ impl Upstream {
     pub fn is_quiet(&mut self) -> bool {
         match &mut self.watch {
             Some(watch) => !watch.fired(),
+            None if monoio::utils::is_legacy() => !readable_now(self.stream.tcp()),
             None => is_idle_and_open(self.stream.tcp()),
         }
     }
@@ -164,6 +165,18 @@ impl<F: Future<Output = io::Result<()>>> Watch for Readable<F> {
 /// Waits until `stream` has something to read (bytes or its end) or fails.
 /// Not relaxed: on epoll a stale readiness is checked with `poll(2)` when
 /// the poll is armed, not taken for an arrival.
+/// On epoll: whether the driver has seen the socket readable since a read
+/// last drained it (bytes, an end of stream or an error came), without a
+/// syscall: one poll of a relaxed readiness wait, which is ready at once or
+/// not. It sees what arrived up to the worker's last `epoll_wait`, as the
+/// io_uring watch sees up to its last look at the ring; a request that could
+/// not be sent again still pays for a peek (`Pool::take`).
+fn readable_now(stream: &TcpStream) -> bool {
+    let wait = std::pin::pin!(stream.readable(true));
+    let mut cx = Context::from_waker(Waker::noop());
+    wait.poll(&mut cx).is_ready()
+}
+
 async fn readable(stream: Rc<TcpStream>) -> io::Result<()> {
     stream.readable(false).await
 }
