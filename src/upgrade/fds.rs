@@ -2,7 +2,8 @@
 //! (`SCM_RIGHTS`): the only code of the upgrade that needs `unsafe`.
 
 use std::io;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::net::UnixStream;
 
 /// Most descriptors one message carries (listeners: two per worker and the
@@ -113,4 +114,37 @@ pub fn recv_fds(sock: &UnixStream, buf: &mut [u8]) -> io::Result<(usize, Vec<Own
         n as usize
     };
     Ok((n, fds))
+}
+
+/// A copy of the listener `fd` offered for `addr`, if it still is that: a
+/// worker closes its listener when a drain begins, and the number may have
+/// gone to another socket (a client's, on the same port) since.
+pub fn copy_listener(fd: RawFd, addr: SocketAddr) -> io::Result<Option<OwnedFd>> {
+    // SAFETY: the descriptor is borrowed only to duplicate it (the
+    // duplicate is checked below before any use); a closed number makes the
+    // duplication fail with EBADF.
+    let copy = unsafe { BorrowedFd::borrow_raw(fd) }.try_clone_to_owned()?;
+    if !is_listening(&copy) {
+        return Ok(None);
+    }
+    let probe = std::net::TcpListener::from(copy.try_clone()?);
+    Ok((probe.local_addr()? == addr).then_some(copy))
+}
+
+/// Whether `fd` is a socket in the listening state (`SO_ACCEPTCONN`).
+fn is_listening(fd: &OwnedFd) -> bool {
+    let mut on: libc::c_int = 0;
+    let mut len = std::mem::size_of::<libc::c_int>() as libc::socklen_t;
+    // SAFETY: getsockopt writes at most `len` bytes into `on`, a valid local
+    // of that size; the descriptor is owned by the caller for the call.
+    let ret = unsafe {
+        libc::getsockopt(
+            fd.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_ACCEPTCONN,
+            (&mut on as *mut libc::c_int).cast(),
+            &mut len,
+        )
+    };
+    ret == 0 && on != 0
 }

@@ -31,7 +31,7 @@ pub mod successor;
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::{OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -218,7 +218,7 @@ fn serve_offers(socket: UnixListener, listeners: Vec<Offered>, events: &'static 
             return;
         }
         let Ok(conn) = conn else { continue };
-        match hand_over(conn, &listeners) {
+        match hand_over(conn, &listeners, events) {
             Ok(pid) => {
                 log!(
                     notice,
@@ -234,7 +234,7 @@ fn serve_offers(socket: UnixListener, listeners: Vec<Offered>, events: &'static 
 
 /// Sends the listeners to one successor and waits for its `ready`;
 /// returns its pid.
-fn hand_over(conn: UnixStream, listeners: &[Offered]) -> Result<String, String> {
+fn hand_over(conn: UnixStream, listeners: &[Offered], events: &Events) -> Result<String, String> {
     let io = |e: std::io::Error| e.to_string();
     conn.set_read_timeout(Some(LINE_WAIT)).map_err(io)?;
     conn.set_write_timeout(Some(LINE_WAIT)).map_err(io)?;
@@ -245,9 +245,11 @@ fn hand_over(conn: UnixStream, listeners: &[Offered]) -> Result<String, String> 
         Some(pid) => pid.to_string(),
         None => return Err(format!("unexpected request '{}'", line.trim_end())),
     };
+    let copies = copies(listeners, events)?;
     let described: Vec<_> = listeners.iter().map(|l| (l.kind, l.addr)).collect();
-    let raw: Vec<RawFd> = listeners.iter().map(|l| l.fd).collect();
+    let raw: Vec<RawFd> = copies.iter().map(AsRawFd::as_raw_fd).collect();
     fds::send_fds(&conn, describe(&described).as_bytes(), &raw).map_err(io)?;
+    drop(copies);
     conn.set_read_timeout(Some(READY_WAIT)).map_err(io)?;
     line.clear();
     reader.read_line(&mut line).map_err(io)?;
@@ -256,6 +258,24 @@ fn hand_over(conn: UnixStream, listeners: &[Offered]) -> Result<String, String> 
     }
     let _ = (&conn).write_all(b"draining\n");
     Ok(pid)
+}
+
+/// Copies of the listeners' descriptors, each checked to be the listening
+/// socket it was (a worker closes its listener when a drain begins, and the
+/// number could have gone to another socket since): refused once a shutdown
+/// has begun, or if any is not the listener it was.
+fn copies(listeners: &[Offered], events: &Events) -> Result<Vec<OwnedFd>, String> {
+    if events.shutdown.count() > 0 {
+        return Err("a shutdown has begun".into());
+    }
+    listeners
+        .iter()
+        .map(|l| match fds::copy_listener(l.fd, l.addr) {
+            Ok(Some(copy)) => Ok(copy),
+            Ok(None) => Err(format!("the listener on {} is gone", l.addr)),
+            Err(e) => Err(format!("cannot copy the listener on {}: {e}", l.addr)),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -286,6 +306,27 @@ mod tests {
         assert!(parse("udp 0.0.0.0:1\nend\n").is_err());
         assert!(parse("plain nowhere\nend\n").is_err());
         assert!(parse("plain\nend\n").is_err());
+    }
+
+    #[test]
+    fn only_a_listener_still_on_its_address_is_copied() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let copy = fds::copy_listener(listener.as_raw_fd(), addr).unwrap();
+        assert!(copy.is_some());
+        // A connection on the same port is not a listener.
+        let client = std::net::TcpStream::connect(addr).unwrap();
+        let (accepted, _) = listener.accept().unwrap();
+        assert!(fds::copy_listener(accepted.as_raw_fd(), addr)
+            .unwrap()
+            .is_none());
+        // A listener somewhere else is not the one offered.
+        let other = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(fds::copy_listener(other.as_raw_fd(), addr)
+            .unwrap()
+            .is_none());
+        drop(client);
     }
 
     #[test]
