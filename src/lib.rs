@@ -107,6 +107,7 @@ pub mod retry;
 pub mod runtime;
 pub mod shared;
 pub mod signals;
+pub mod splice;
 pub mod stream;
 pub mod systemd;
 pub mod targets;

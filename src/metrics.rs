@@ -116,6 +116,8 @@ pub struct WorkerMetrics {
     pub underscored_dropped: Counter,
     /// Connections closed for a missing or invalid PROXY header.
     pub proxy_header_refused: Counter,
+    /// Response body bytes moved from target to client by splice(2).
+    pub spliced_bytes: Counter,
     /// TLS handshakes done on the TLS port: full, resumed.
     pub tls_handshakes: [Counter; 2],
     /// TLS handshakes failed, by `HandshakeFailure` in order.
@@ -138,6 +140,7 @@ impl WorkerMetrics {
             body_timeouts: Counter::default(),
             underscored_dropped: Counter::default(),
             proxy_header_refused: Counter::default(),
+            spliced_bytes: Counter::default(),
             tls_handshakes: Default::default(),
             tls_failures: Default::default(),
             durations: Default::default(),

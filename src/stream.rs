@@ -85,6 +85,9 @@ pub trait ClientStream: Io + Halves + 'static {
     /// The address the client connected to: the accepted socket's own (one
     /// `getsockname`, the first time: monoio keeps it).
     fn local_addr(&self) -> io::Result<std::net::SocketAddr>;
+    /// The socket itself when nothing is layered over it (plain TCP), so
+    /// that a body can be spliced into it.
+    fn plain_tcp(&self) -> Option<&TcpStream>;
 }
 
 /// A stream that splits into halves that work at once (for tunnels).
@@ -154,6 +157,11 @@ impl ClientStream for TcpStream {
 
     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         TcpStream::local_addr(self)
+    }
+
+    #[inline]
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        Some(self)
     }
 }
 

@@ -111,6 +111,21 @@ pub static FLAGS: &[Flag] = &[
     },
     Flag {
         short: None,
+        long: "splice",
+        value: None,
+        help: Help::Text(
+            "move the rest of a large response body (of known length, over plain TCP on \
+            both sides) from target to client with splice(2), never through user space: \
+            less CPU for the balancer per byte",
+        ),
+        default: Shown::Words("off"),
+        action: Action::Set(|s, _| {
+            s.config.splice = true;
+            Ok(())
+        }),
+    },
+    Flag {
+        short: None,
         long: "workers",
         value: Some("<n>"),
         help: Help::Text("worker threads, one per core"),

@@ -76,6 +76,8 @@ pub struct Config {
     pub retries: usize,
     /// Each connection starts with a PROXY protocol header.
     pub proxy_protocol: bool,
+    /// Large response bodies are spliced (`--splice`).
+    pub splice: bool,
     /// Where HTTPS is served (`--bind` and `--tls-port`), and with what.
     pub tls_listen: Option<SocketAddr>,
     pub tls: Option<Arc<FrontTls>>,

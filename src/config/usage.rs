@@ -168,6 +168,7 @@ mod tests {
     const WORDS: &[(&str, &str, Means)] = &[
         ("workers", "every core", |c| c.workers.is_none()),
         ("proxy-protocol", "off", |c| !c.proxy_protocol),
+        ("splice", "off", |c| !c.splice),
         ("tls-port", "off", |c| {
             c.tls_listen.is_none() && c.tls.is_none()
         }),

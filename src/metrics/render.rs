@@ -97,7 +97,7 @@ enum WorkerFamily {
     PerWorker(&'static str, &'static str, fn(&WorkerMetrics) -> &Counter),
 }
 
-const WORKER_FAMILIES: [WorkerFamily; 9] = [
+const WORKER_FAMILIES: [WorkerFamily; 10] = [
     WorkerFamily::Total(
         "lb_retry_budget_refused_total",
         "Retries the retry budget refused: the failure went to the client.",
@@ -129,6 +129,12 @@ const WORKER_FAMILIES: [WorkerFamily; 9] = [
         "Connections closed for a missing or invalid PROXY protocol header \
          (--proxy-protocol).",
         |w| &w.proxy_header_refused,
+    ),
+    WorkerFamily::Total(
+        "lb_spliced_bytes_total",
+        "Response body bytes moved from a target to a client without a copy \
+         (splice(2), plain TCP on both sides).",
+        |w| &w.spliced_bytes,
     ),
     WorkerFamily::PerWorker(
         "lb_worker_replay_bytes",
@@ -449,6 +455,7 @@ mod tests {
                 "lb_client_body_timeouts_total counter",
                 "lb_dropped_underscore_fields_total counter",
                 "lb_proxy_header_refused_total counter",
+                "lb_spliced_bytes_total counter",
                 "lb_worker_replay_bytes gauge",
                 "lb_worker_open_connections gauge",
                 "lb_worker_pooled_connections gauge",

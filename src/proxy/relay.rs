@@ -7,6 +7,7 @@ use bytes::BytesMut;
 use super::head::{push_response_head, ClientHop};
 use super::{ClientConn, Next};
 use crate::http::{BodyProgress, Framing, RequestHead, ResponseHead};
+use crate::splice::{splice_exact, SPLICE_MIN};
 use crate::stream::{read_more, ClientStream, IoFail};
 use crate::upstream::TargetStream;
 use crate::worker::{Worker, RESPONSE_BUF};
@@ -81,6 +82,16 @@ pub async fn relay<S: ClientStream>(
         let Some(up) = upstream.as_deref_mut() else {
             return spent(Next::Close);
         };
+        if let BodyProgress::Length { left } = progress {
+            if config.splice && left >= SPLICE_MIN {
+                match splice_rest(conn, up, left, worker).await {
+                    Some(Ok(())) => break,
+                    Some(Err(_)) => return spent(Next::Close),
+                    // Not plain TCP on both sides, or no pipe: copy.
+                    None => {}
+                }
+            }
+        }
         let read = read_more(up, resp, RESPONSE_BUF / 2);
         match conn.timer.run(worker.soon(config.idle_timeout), read).await {
             Ok(_) => {}
@@ -116,4 +127,37 @@ pub async fn relay<S: ClientStream>(
             Next::Close
         },
     }
+}
+
+/// Splices the last `left` bytes of a body from `up` to the client, when
+/// both are plain TCP and a pipe is to be had (`None` otherwise: nothing
+/// was moved).
+async fn splice_rest<S: ClientStream>(
+    conn: &mut ClientConn<'_, S>,
+    up: &TargetStream,
+    left: u64,
+    worker: &Worker,
+) -> Option<Result<(), IoFail>> {
+    let (Some(to), TargetStream::Plain(from)) = (conn.stream.plain_tcp(), up) else {
+        return None;
+    };
+    let pipe = worker.pipes.take().ok()?;
+    let idle = worker.config().idle_timeout;
+    let until = || worker.soon(idle);
+    let before = conn.sent;
+    let res = splice_exact(
+        from,
+        to,
+        &pipe,
+        left,
+        &mut conn.timer,
+        until,
+        &mut conn.sent,
+    )
+    .await;
+    worker.count_spliced(conn.sent - before);
+    if res.is_ok() {
+        worker.pipes.give(pipe);
+    }
+    Some(res)
 }

@@ -408,6 +408,11 @@ impl ClientStream for TlsStream {
     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         self.tcp().local_addr()
     }
+
+    #[inline]
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        None
+    }
 }
 
 /// Split for a tunnel that moves bytes both ways at once.

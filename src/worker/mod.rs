@@ -29,6 +29,7 @@ use crate::health::FailureStreaks;
 use crate::metrics::WorkerMetrics;
 use crate::retry::RetryBudget;
 use crate::shared::Shared;
+use crate::splice::PipePool;
 use crate::upstream::Pool;
 
 mod admission;
@@ -72,6 +73,8 @@ pub struct Worker {
     /// Buffers for reading responses, and client connections' read buffers.
     pub response_buffers: BufferPool,
     pub client_buffers: BufferPool,
+    /// Spare pipes for splicing large bodies.
+    pub pipes: PipePool,
     /// Memory held in request bodies buffered for replay.
     pub replay_memory: ReplayMemory,
     /// Client connections open, against the limit; the drain.
@@ -126,6 +129,7 @@ impl Worker {
             access_log: shared.access_log.clone().map(AccessLog::new),
             response_buffers: BufferPool::new(RESPONSE_BUF, SPARE_BUFFERS),
             client_buffers: BufferPool::new(CLIENT_BUF, SPARE_CLIENT_BUFFERS),
+            pipes: PipePool::default(),
             replay_memory: ReplayMemory::new(config.max_replay_memory),
             admission: Admission::new(config.max_connections.div_ceil(workers.max(1))),
             clock: Clock::new(),
@@ -178,6 +182,13 @@ impl Worker {
     pub fn count_proxy_header_refused(&self) {
         if let Some(m) = self.metrics {
             m.proxy_header_refused.add(1);
+        }
+    }
+
+    /// Counts response body bytes spliced to a client.
+    pub fn count_spliced(&self, bytes: u64) {
+        if let Some(m) = self.metrics {
+            m.spliced_bytes.add(bytes);
         }
     }
 
