@@ -22,7 +22,7 @@ LB_ARGS ?=
 override CONNS := $(or $(CONNECTIONS),$(CONNS))
 export DURATION CONNS THREADS URL
 
-.PHONY: help build run-dev kill test benchmark compare compare-tls upgrade-demo idle-memory loadtest kill-loadtest pprof
+.PHONY: help build run-dev kill test benchmark compare compare-floor compare-tls upgrade-demo idle-memory loadtest kill-loadtest pprof
 
 help: ## list these targets
 	@echo "usage: make TARGET [DURATION=30s] [CONNECTIONS=64] [THREADS=2] [URL=...]"
@@ -51,6 +51,13 @@ benchmark: ## cargo bench, then ../shared/bench/compare.sh vs nginx/HAProxy if p
 compare: build ## ours beside nginx and HAProxy, a markdown table (DURATION=10, CONNECTIONS=64, BODY=20, WORKERS=1)
 	scripts/compare.sh $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \
 		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
+
+compare-floor: build ## the shared referee with its relay-floor row, 3 rounds each: 64 conns 20 B, 16 KiB, 256 KiB; 1000 conns 20 B
+	@test -x ../shared/bench/compare.sh || { echo "compare-floor: ../shared/bench/compare.sh not found" >&2; exit 2; }
+	../shared/bench/compare.sh --rounds 3 --lb target/release/load-balancer
+	../shared/bench/compare.sh --rounds 3 --body 16384 --lb target/release/load-balancer
+	../shared/bench/compare.sh --rounds 3 --body 262144 --lb target/release/load-balancer
+	../shared/bench/compare.sh --rounds 3 --conns 1000 --lb target/release/load-balancer
 
 compare-tls: build ## HTTPS: ours beside nginx and HAProxy, keep-alive then a handshake per request (as compare)
 	scripts/compare.sh --tls $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \

@@ -47,6 +47,34 @@ impl BufferPool {
     }
 }
 
+/// Values of one kind kept for reuse (at most `keep` of them), so that
+/// taking one allocates only when none is spare.
+pub struct FreeList<T> {
+    keep: usize,
+    free: RefCell<Vec<T>>,
+}
+
+impl<T: Default> FreeList<T> {
+    pub fn new(keep: usize) -> FreeList<T> {
+        FreeList {
+            keep,
+            free: RefCell::new(Vec::new()),
+        }
+    }
+
+    pub fn take(&self) -> T {
+        self.free.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Gives one back (emptied by the caller).
+    pub fn give(&self, value: T) {
+        let mut free = self.free.borrow_mut();
+        if free.len() < self.keep {
+            free.push(value);
+        }
+    }
+}
+
 /// Bytes of request bodies a worker holds buffered so that they can be sent
 /// again (`--max-replay-memory`). Without a bound, `--max-replay-body` times
 /// the open connections could all be held at once; past it, a body is

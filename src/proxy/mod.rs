@@ -11,7 +11,12 @@ mod relay;
 mod send;
 mod tunnel;
 
+use std::cell::RefCell;
+use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
+use std::pin::Pin;
+use std::rc::Rc;
+use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -25,9 +30,9 @@ use crate::proxy_protocol;
 use crate::stream::{
     deadline, read_more, write_all, write_gather, ClientStream, Gather, IoFail, Timer,
 };
-use crate::tls::FrontTls;
+use crate::tls::{FrontTls, TlsStream};
 use crate::upstream::TargetStream;
-use crate::worker::{Admitted, Worker, CLIENT_BUF};
+use crate::worker::{Admitted, Scratch, Worker, CLIENT_BUF};
 
 pub use head::{push_request_head, ForwardedFor};
 use private::Private;
@@ -114,6 +119,112 @@ enum Head {
     Closed,
 }
 
+/// What a client connection keeps for its whole life, busy or parked.
+pub struct Session<S> {
+    admitted: Admitted,
+    stream: S,
+    peer: SocketAddr,
+    /// The deadline of its first request head, until that has come.
+    first_head_by: Option<Instant>,
+    private: Private,
+    xff: ForwardedFor,
+    canceller: Canceller,
+}
+
+impl<S: ClientStream> Session<S> {
+    fn new(admitted: Admitted, stream: S, peer: SocketAddr, first_head_by: Instant) -> Session<S> {
+        Session {
+            admitted,
+            stream,
+            peer,
+            first_head_by: Some(first_head_by),
+            private: Private::default(),
+            xff: ForwardedFor::new(peer.ip(), S::TLS),
+            canceller: Canceller::new(),
+        }
+    }
+}
+
+/// The future of a connection's busy spell ([`serve_from`]): it ends when
+/// the connection closes (`None`) or goes idle long enough to park.
+pub trait Busy<S>: Future<Output = Option<(Session<S>, Duration)>> {}
+impl<S, F: Future<Output = Option<(Session<S>, Duration)>>> Busy<S> for F {}
+
+/// Most busy-spell slots a pool keeps spare (each as large as the busiest
+/// state of a connection: a few kilobytes).
+const SPARE_SLOTS: usize = 1024;
+
+/// Memory for connections' busy spells, reused: a connection runs in one
+/// task for its whole life, and that task is small, because its busy spell
+/// (the large future that reads requests and forwards them) runs in a slot
+/// taken from here, which goes back when it parks. So parking and waking
+/// neither spawns a task nor allocates. One pool per stream type and
+/// accept loop; `F` is the future of [`serve_from`] for `S`.
+pub struct Slots<S, F> {
+    free: RefCell<Vec<Pin<Box<Option<F>>>>>,
+    busy: fn(Session<S>, BytesMut) -> F,
+}
+
+impl<S, F> Slots<S, F> {
+    fn take(&self) -> Pin<Box<Option<F>>> {
+        self.free
+            .borrow_mut()
+            .pop()
+            .unwrap_or_else(|| Box::pin(None))
+    }
+
+    /// Gives back an empty slot.
+    fn give(&self, slot: Pin<Box<Option<F>>>) {
+        let mut free = self.free.borrow_mut();
+        if free.len() < SPARE_SLOTS {
+            free.push(slot);
+        }
+    }
+}
+
+/// The slots for plain connections.
+pub fn plain_slots() -> Rc<Slots<TcpStream, impl Busy<TcpStream>>> {
+    Rc::new(Slots {
+        free: RefCell::new(Vec::new()),
+        busy: serve_from::<TcpStream>,
+    })
+}
+
+/// The slots for TLS connections.
+pub fn tls_slots() -> Rc<Slots<TlsStream, impl Busy<TlsStream>>> {
+    Rc::new(Slots {
+        free: RefCell::new(Vec::new()),
+        busy: serve_from::<TlsStream>,
+    })
+}
+
+/// A connection's life: busy spells in a slot, parked waits between them.
+async fn run<S: ClientStream, F: Busy<S>>(
+    slots: Rc<Slots<S, F>>,
+    mut session: Session<S>,
+    mut buf: BytesMut,
+) {
+    loop {
+        let mut slot = slots.take();
+        slot.set(Some((slots.busy)(session, buf)));
+        let parked = std::future::poll_fn(|cx| match slot.as_mut().as_pin_mut() {
+            Some(busy) => busy.poll(cx),
+            None => Poll::Ready(None),
+        })
+        .await;
+        // The spell has ended: dropping it in place frees nothing.
+        slot.set(None);
+        slots.give(slot);
+        let Some((parked, wait)) = parked else {
+            return;
+        };
+        let Some((woken, first)) = park::wait(parked, wait).await else {
+            return;
+        };
+        (session, buf) = (woken, first);
+    }
+}
+
 /// Answers a connection over `--max-connections` with a 503 and closes it.
 pub async fn refuse(mut stream: TcpStream) {
     let answer = Answer::TooManyConnections.response(false);
@@ -123,7 +234,12 @@ pub async fn refuse(mut stream: TcpStream) {
 /// Serves one client connection, just accepted, until it closes. With
 /// `--proxy-protocol`, its PROXY header comes first (by the header
 /// deadline), and the client it names is the connection's peer.
-pub async fn serve(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) {
+pub async fn serve<F: Busy<TcpStream>>(
+    slots: Rc<Slots<TcpStream, F>>,
+    admitted: Admitted,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
     let worker = admitted.worker().clone();
     let first_head_by = worker.soon(worker.config().client_header_timeout);
     let mut buf = worker.client_buffers.take();
@@ -131,21 +247,19 @@ pub async fn serve(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) 
         worker.client_buffers.give(buf);
         return;
     };
-    serve_from(
-        admitted,
-        stream,
-        peer,
-        buf,
-        Some(first_head_by),
-        Private::default(),
-    )
-    .await
+    let session = Session::new(admitted, stream, peer, first_head_by);
+    run(slots, session, buf).await
 }
 
 /// Serves one client connection just accepted on the TLS port: its PROXY
 /// header if `--proxy-protocol`, then the handshake, both by the header
 /// deadline; then HTTP as on the plain port.
-pub async fn serve_tls(admitted: Admitted, mut stream: TcpStream, peer: SocketAddr) {
+pub async fn serve_tls<F: Busy<TlsStream>>(
+    slots: Rc<Slots<TlsStream, F>>,
+    admitted: Admitted,
+    mut stream: TcpStream,
+    peer: SocketAddr,
+) {
     let worker = admitted.worker().clone();
     let Some(front) = worker.config().tls.as_deref() else {
         return;
@@ -170,15 +284,8 @@ pub async fn serve_tls(admitted: Admitted, mut stream: TcpStream, peer: SocketAd
     };
     worker.count_tls_handshake(tls.session().handshake_kind());
     let buf = worker.client_buffers.take();
-    serve_from(
-        admitted,
-        tls,
-        peer,
-        buf,
-        Some(first_head_by),
-        Private::default(),
-    )
-    .await
+    let session = Session::new(admitted, tls, peer, first_head_by);
+    run(slots, session, buf).await
 }
 
 /// The handshake by `until`.
@@ -240,26 +347,32 @@ async fn read_proxy_header(
 }
 
 /// Serves a connection whose first bytes (the start of its next request,
-/// after a parked wait or a PROXY header) are in `buf`, with the deadline
-/// of its first request head if that has not come yet, and the connection
-/// it keeps to a `proxy=v2` target, if any.
+/// after a parked wait or a PROXY header) are in `buf`, until it closes
+/// (`None`) or has been idle for `PARK_AFTER`: then its session is given
+/// back, with how much longer it may stay idle, to wait parked.
 async fn serve_from<S: ClientStream>(
-    admitted: Admitted,
-    stream: S,
-    peer: SocketAddr,
+    session: Session<S>,
     buf: BytesMut,
-    first_head_by: Option<Instant>,
-    private: Private,
-) {
+) -> Option<(Session<S>, Duration)> {
+    let Session {
+        admitted,
+        stream,
+        peer,
+        first_head_by,
+        private,
+        xff,
+        canceller,
+    } = session;
     let worker = admitted.worker().clone();
+    let scratch = worker.scratch.take();
     let mut timer = std::pin::pin!(Timer::unset());
     let mut conn = ClientConn {
         stream,
         buf,
-        out: Gather::default(),
-        xff: ForwardedFor::new(peer.ip(), S::TLS),
-        tried: Vec::new(),
-        canceller: Canceller::new(),
+        out: scratch.out,
+        xff,
+        tried: scratch.tried,
+        canceller,
         timer: Timer::new(timer.as_mut()),
         peer: peer.ip(),
         peer_port: peer.port(),
@@ -272,37 +385,53 @@ async fn serve_from<S: ClientStream>(
     loop {
         let req = match conn.read_head(&worker).await {
             Ok(Head::Request(req)) => req,
-            Ok(Head::Closed) => return,
+            Ok(Head::Closed) => return None,
             // A draining worker closes idle connections instead.
-            Ok(Head::Park(_)) if worker.draining() => return,
+            Ok(Head::Park(_)) if worker.draining() => return None,
             Ok(Head::Park(wait)) => {
                 worker.client_buffers.give(conn.buf);
-                let first_head_by = conn.first_head_by;
-                monoio::spawn(park::parked(
+                let (mut out, mut tried) = (conn.out, conn.tried);
+                out.clear();
+                tried.clear();
+                worker.scratch.give(Scratch { out, tried });
+                let session = Session {
                     admitted,
-                    conn.stream,
+                    stream: conn.stream,
                     peer,
-                    wait,
-                    first_head_by,
-                    conn.private,
-                ));
-                return;
+                    first_head_by: conn.first_head_by,
+                    private: conn.private,
+                    xff: conn.xff,
+                    canceller: conn.canceller,
+                };
+                return Some((session, wait));
             }
-            Err(e) => return conn.fail(e, &worker).await,
+            Err(e) => {
+                conn.fail(e, &worker).await;
+                return None;
+            }
         };
         match forward::exchange(&worker, &mut conn, req).await {
             Next::KeepAlive => conn.shrink_buffer(),
             // Requests pipelined behind this one were read and will not be
             // answered: close gently, or the reset that unread data causes
             // could destroy the answer before the client reads it.
-            Next::Close if !conn.buf.is_empty() => return conn.linger().await,
-            Next::Close => return conn.goodbye().await,
-            Next::Reject(e) => return conn.fail(e, &worker).await,
+            Next::Close if !conn.buf.is_empty() => {
+                conn.linger().await;
+                return None;
+            }
+            Next::Close => {
+                conn.goodbye().await;
+                return None;
+            }
+            Next::Reject(e) => {
+                conn.fail(e, &worker).await;
+                return None;
+            }
             Next::Tunnel(target) => {
                 // Boxed: a rare state that would otherwise make every
                 // connection's task larger.
                 let idle = worker.config().idle_timeout;
-                return match target {
+                match target {
                     TargetStream::Plain(target) => {
                         Box::pin(tunnel::run(conn.stream, conn.buf, target, idle)).await
                     }
@@ -310,6 +439,7 @@ async fn serve_from<S: ClientStream>(
                         Box::pin(tunnel::run(conn.stream, conn.buf, *target, idle)).await
                     }
                 };
+                return None;
             }
         }
     }
@@ -376,8 +506,11 @@ impl<S: ClientStream> ClientConn<'_, S> {
         {
             Ok(done) => done,
             Err(_) => {
-                self.canceller = std::mem::take(&mut self.canceller).cancel();
-                (&mut read).await
+                self.canceller.cancel_ops();
+                let done = (&mut read).await;
+                // The read has ended: the canceller is reset in place.
+                self.canceller.renew();
+                done
             }
         };
         self.buf = buf;

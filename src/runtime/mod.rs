@@ -433,8 +433,6 @@ async fn drain_connections(worker: &Worker) {
     }
 }
 
-/// Accepts until the worker drains. The accept is cancelled, never dropped
-/// mid-flight (a dropped accept can leak its socket: see the monoio notes).
 /// Which port a listener serves.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Port {
@@ -452,7 +450,13 @@ impl Port {
     }
 }
 
+/// Accepts until the worker drains. The accept is cancelled, never dropped
+/// mid-flight (a dropped accept can leak its socket: see the monoio notes).
+/// Each accepted connection runs in a task of its own, its busy spells in
+/// the loop's slots.
 async fn accept_loop(listener: TcpListener, worker: Rc<Worker>, port: Port) {
+    let plain = proxy::plain_slots();
+    let tls = proxy::tls_slots();
     let mut backoff = ACCEPT_BACKOFF_MIN;
     while !worker.draining() {
         match listener.cancelable_accept(worker.accept_handle()).await {
@@ -461,10 +465,10 @@ async fn accept_loop(listener: TcpListener, worker: Rc<Worker>, port: Port) {
                 let _ = stream.set_nodelay(true);
                 match (worker.admit(), port) {
                     (Some(admitted), Port::Plain) => {
-                        monoio::spawn(proxy::serve(admitted, stream, peer));
+                        monoio::spawn(proxy::serve(plain.clone(), admitted, stream, peer));
                     }
                     (Some(admitted), Port::Tls) => {
-                        monoio::spawn(proxy::serve_tls(admitted, stream, peer));
+                        monoio::spawn(proxy::serve_tls(tls.clone(), admitted, stream, peer));
                     }
                     (None, Port::Plain) => {
                         monoio::spawn(proxy::refuse(stream));

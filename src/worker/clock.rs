@@ -1,10 +1,12 @@
 //! A worker's clocks: a coarse `now` moved on once per housekeeping tick
 //! (free to read on every request), the ticks themselves (the retry
 //! budget's seconds), and the expiries of parked connections, one canceller
-//! per tick shared by all that expire together (no timer per connection).
+//! per tick shared by all that expire together (no timer per connection),
+//! in a ring of cancellers reused tick after tick (no allocation once each
+//! has been made).
 
 use std::cell::{Cell, RefCell};
-use std::collections::BTreeMap;
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use monoio::io::{CancelHandle, Canceller};
@@ -12,6 +14,10 @@ use monoio::io::{CancelHandle, Canceller};
 /// How often a worker closes expired pooled connections and moves its
 /// coarse clock on.
 pub const HOUSEKEEPING: Duration = Duration::from_millis(100);
+
+/// Most ticks ahead an expiry can be set (409.6 s); a longer wait expires
+/// at the last of them, and its owner waits again.
+const MAX_EXPIRY_RING: u64 = 4096;
 
 pub struct Clock {
     /// Read once per tick: good enough to age idle connections.
@@ -21,18 +27,26 @@ pub struct Clock {
     /// Housekeeping ticks so far.
     ticks: Cell<u64>,
     /// Cancellers of parked connections' reads, by the tick at which their
-    /// idle time is up.
-    expiries: RefCell<BTreeMap<u64, Canceller>>,
+    /// idle time is up, modulo their number (as many as the longest wait
+    /// has ticks).
+    expiries: RefCell<Vec<Option<Canceller>>>,
+    /// Cancellers whose tick has come, to be used again for a later one
+    /// (made new in place: no allocation once there are enough of them).
+    spent: RefCell<VecDeque<Canceller>>,
 }
 
 impl Clock {
-    pub fn new() -> Clock {
+    /// A clock whose expiries reach `longest_wait` ahead.
+    pub fn new(longest_wait: Duration) -> Clock {
         let now = Instant::now();
+        let ring = (longest_wait.as_millis() / HOUSEKEEPING.as_millis()) as u64 + 3;
+        let ring = ring.min(MAX_EXPIRY_RING);
         Clock {
             coarse_now: Cell::new(now),
             started: now,
             ticks: Cell::new(0),
-            expiries: RefCell::new(BTreeMap::new()),
+            expiries: RefCell::new((0..ring).map(|_| None).collect()),
+            spent: RefCell::new(VecDeque::new()),
         }
     }
 
@@ -61,10 +75,23 @@ impl Clock {
     }
 
     /// A handle that cancels an operation once `after` has passed (to
-    /// within a tick).
+    /// within a tick), or once the ring's reach has, if that is sooner.
     pub fn expiry(&self, after: Duration) -> CancelHandle {
-        let due = self.ticks.get() + 1 + (after.as_millis() / HOUSEKEEPING.as_millis()) as u64;
-        self.expiries.borrow_mut().entry(due).or_default().handle()
+        let mut ring = self.expiries.borrow_mut();
+        let len = ring.len() as u64;
+        let ahead = (after.as_millis() / HOUSEKEEPING.as_millis()) as u64;
+        let due = self.ticks.get() + 1 + ahead.min(len - 2);
+        ring[(due % len) as usize]
+            .get_or_insert_with(|| match self.spent.borrow_mut().pop_front() {
+                Some(mut spent) => {
+                    // The one cancelled longest ago: its reads have ended
+                    // (or else `renew` makes a new one).
+                    spent.renew();
+                    spent
+                }
+                None => Canceller::new(),
+            })
+            .handle()
     }
 
     /// One tick: the coarse clock moves to `now`, and the expiries due are
@@ -73,21 +100,24 @@ impl Clock {
         self.coarse_now.set(now);
         let tick = self.ticks.get() + 1;
         self.ticks.set(tick);
-        let due = {
-            let mut expiries = self.expiries.borrow_mut();
-            let later = expiries.split_off(&(tick + 1));
-            std::mem::replace(&mut *expiries, later)
-        };
-        for canceller in due.into_values() {
-            canceller.cancel();
+        let mut ring = self.expiries.borrow_mut();
+        let len = ring.len() as u64;
+        if let Some(due) = ring[(tick % len) as usize].take() {
+            due.cancel_ops();
+            self.spent.borrow_mut().push_back(due);
         }
     }
 
     /// Cancels every expiry now (a drain closes parked connections).
     pub fn expire_all(&self) {
-        let all = std::mem::take(&mut *self.expiries.borrow_mut());
-        for canceller in all.into_values() {
-            canceller.cancel();
+        for due in self
+            .expiries
+            .borrow_mut()
+            .iter_mut()
+            .filter_map(Option::take)
+        {
+            due.cancel_ops();
+            self.spent.borrow_mut().push_back(due);
         }
     }
 }

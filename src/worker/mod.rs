@@ -23,13 +23,14 @@ use monoio::io::CancelHandle;
 
 use crate::access_log::AccessLog;
 use crate::balance::{Picker, Rng};
-use crate::buffers::{BufferPool, ReplayMemory};
+use crate::buffers::{BufferPool, FreeList, ReplayMemory};
 use crate::config::Config;
 use crate::health::FailureStreaks;
 use crate::metrics::WorkerMetrics;
 use crate::retry::RetryBudget;
 use crate::shared::Shared;
 use crate::splice::PipePool;
+use crate::stream::Gather;
 use crate::upstream::Pool;
 
 mod admission;
@@ -56,7 +57,23 @@ const SPARE_BUFFERS: usize = 256;
 pub const CLIENT_BUF: usize = 4 * 1024;
 
 /// Client read buffers kept for reuse per worker; more are freed.
-const SPARE_CLIENT_BUFFERS: usize = 64;
+const SPARE_CLIENT_BUFFERS: usize = 1024;
+
+/// One-byte buffers kept for reuse per worker (one per parked connection
+/// is in use at a time).
+const SPARE_BYTE_BUFFERS: usize = 1024;
+
+/// `Scratch` kept for reuse per worker (one per busy connection).
+const SPARE_SCRATCH: usize = 1024;
+
+/// The vectors a busy connection fills and empties for each request: its
+/// gathered writes and the targets tried. Given back when it parks, so
+/// that waking allocates nothing.
+#[derive(Default)]
+pub struct Scratch {
+    pub out: Gather,
+    pub tried: Vec<u32>,
+}
 
 /// One worker's state: created inside its thread, never shared.
 pub struct Worker {
@@ -75,6 +92,10 @@ pub struct Worker {
     pub client_buffers: BufferPool,
     /// Spare pipes for splicing large bodies.
     pub pipes: PipePool,
+    /// One-byte buffers for the reads of parked connections.
+    pub byte_buffers: BufferPool,
+    /// What a busy connection works with, kept while it is parked.
+    pub scratch: FreeList<Scratch>,
     /// Memory held in request bodies buffered for replay.
     pub replay_memory: ReplayMemory,
     /// Client connections open, against the limit; the drain.
@@ -130,9 +151,11 @@ impl Worker {
             response_buffers: BufferPool::new(RESPONSE_BUF, SPARE_BUFFERS),
             client_buffers: BufferPool::new(CLIENT_BUF, SPARE_CLIENT_BUFFERS),
             pipes: PipePool::default(),
+            byte_buffers: BufferPool::new(1, SPARE_BYTE_BUFFERS),
+            scratch: FreeList::new(SPARE_SCRATCH),
             replay_memory: ReplayMemory::new(config.max_replay_memory),
             admission: Admission::new(config.max_connections.div_ceil(workers.max(1))),
-            clock: Clock::new(),
+            clock: Clock::new(config.idle_timeout.max(config.client_header_timeout)),
             view: RefCell::new(View { generation, slots }),
         }
     }

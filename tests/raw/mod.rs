@@ -56,10 +56,16 @@ pub fn exchange(client: &mut TcpStream, buf: &mut [u8]) {
 }
 
 /// Starts a balancer in this process in front of `target`, with one worker.
+#[allow(dead_code)]
 pub fn start_balancer(target: SocketAddr) -> SocketAddr {
+    start_balancer_with(target, &[])
+}
+
+/// [`start_balancer`] with more flags.
+pub fn start_balancer_with(target: SocketAddr, extra: &[&str]) -> SocketAddr {
     use load_balancer::config::{parse_args, Command};
     let target = target.to_string();
-    let args = [
+    let mut args = vec![
         "-p",
         "0",
         "--bind",
@@ -71,6 +77,7 @@ pub fn start_balancer(target: SocketAddr) -> SocketAddr {
         "--health-interval",
         "60s",
     ];
+    args.extend_from_slice(extra);
     let Ok(Command::Run(config)) = parse_args(args) else {
         panic!("bad arguments");
     };

@@ -55,6 +55,39 @@ impl Canceller {
         }
     }
 
+    /// Cancels all related operations, keeping this canceller (cancelled
+    /// until `renew`). Patch for load-balancer (see PATCH.md).
+    pub fn cancel_ops(&self) {
+        let mut slot = {
+            let mut shared = self.shared.borrow_mut();
+            shared.canceled = true;
+            std::mem::take(&mut shared.slot_ref)
+        };
+        for op_canceller in slot.iter() {
+            unsafe { op_canceller.cancel() };
+        }
+        slot.clear();
+        let mut shared = self.shared.borrow_mut();
+        if shared.slot_ref.is_empty() {
+            shared.slot_ref = slot;
+        }
+    }
+
+    /// Readies a cancelled canceller for new operations: in place when no
+    /// handle to it is left (the operations it cancelled have ended),
+    /// without allocating; otherwise replaced by a new one. Patch for
+    /// load-balancer (see PATCH.md).
+    pub fn renew(&mut self) {
+        match Rc::get_mut(&mut self.shared) {
+            Some(shared) => {
+                let shared = shared.get_mut();
+                shared.canceled = false;
+                shared.slot_ref.clear();
+            }
+            None => *self = Canceller::new(),
+        }
+    }
+
     /// Create a CancelHandle which can be used to pass to io operation.
     #[inline]
     pub fn handle(&self) -> CancelHandle {
