@@ -6,41 +6,10 @@
 //! two counts do not mix); the clients here are one thread with fixed
 //! buffers, and allocate nothing while requests are counted.
 
-use std::alloc::{GlobalAlloc, Layout, System};
 use std::net::TcpStream;
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-/// The system allocator, counting every allocation.
-struct Counting;
-
-static ALLOCATIONS: AtomicU64 = AtomicU64::new(0);
-
-// SAFETY: every call is passed on unchanged to the system allocator, which
-// upholds the GlobalAlloc contract; the counter is only an atomic add.
-unsafe impl GlobalAlloc for Counting {
-    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc(layout)
-    }
-
-    unsafe fn alloc_zeroed(&self, layout: Layout) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.alloc_zeroed(layout)
-    }
-
-    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
-        ALLOCATIONS.fetch_add(1, Ordering::Relaxed);
-        System.realloc(ptr, layout, new_size)
-    }
-
-    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
-        System.dealloc(ptr, layout)
-    }
-}
-
-#[global_allocator]
-static COUNTING: Counting = Counting;
+mod counting;
 
 mod raw;
 
@@ -78,12 +47,12 @@ fn waking_parked_connections_allocates_nothing() {
     while start.elapsed() < Duration::from_millis(1000) {
         round(&mut clients, &mut buf);
     }
-    let before = ALLOCATIONS.load(Ordering::Relaxed);
+    let before = counting::allocations();
     let rounds = 5;
     for _ in 0..rounds {
         round(&mut clients, &mut buf);
     }
-    let allocations = ALLOCATIONS.load(Ordering::Relaxed) - before;
+    let allocations = counting::allocations() - before;
     let requests = rounds * CONNECTIONS;
     assert_eq!(
         allocations, 0,

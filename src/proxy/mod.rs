@@ -45,10 +45,11 @@ const LARGE_BUF: usize = 256 * 1024;
 /// the client reads the answer rather than a reset.
 const LINGER_BYTES: usize = 256 * 1024;
 
-/// How long a kept-alive client connection waits for its next request with
-/// its task and read buffer; after that it is parked: the task ends and a
-/// small one waits without a buffer, so that idle connections cost hundreds
-/// of bytes, not kilobytes. Busy connections never park.
+/// How long a kept-alive client connection waits for its next request in
+/// its busy spell, with its read buffer; after that it is parked: the spell's
+/// slot and buffer go back to the worker and the connection's small task
+/// waits with a one-byte read, so that idle connections cost hundreds of
+/// bytes, not kilobytes. Busy connections never park.
 pub const PARK_AFTER: Duration = Duration::from_millis(20);
 
 /// Longest time spent answering an error and draining before closing.
@@ -74,8 +75,9 @@ pub struct ClientConn<'t, S> {
     /// Parts of the task's next gathered write, to whichever side it
     /// writes next (a request head and body to the target, a response head
     /// and body to the client), as slices of the buffers they were read
-    /// into. One per connection task, so that its vectors are allocated
-    /// once; the same goes for `timer`.
+    /// into. Taken from the worker's `Scratch` for a busy spell and given
+    /// back when it parks, so that its vectors are allocated once; `timer`
+    /// is one per spell.
     out: Gather,
     xff: ForwardedFor,
     /// The list of tried targets that each request's exchange borrows, so
@@ -112,8 +114,8 @@ pub struct ClientConn<'t, S> {
 /// What came of waiting for a request head.
 enum Head {
     Request(RequestHead),
-    /// Idle for `PARK_AFTER`: hand the connection to a small parked task,
-    /// which waits at most this much longer.
+    /// Idle for `PARK_AFTER`: end the busy spell and wait parked
+    /// (`park::wait`), at most this much longer.
     Park(Duration),
     /// The client closed, or stayed idle past `--idle-timeout`.
     Closed,

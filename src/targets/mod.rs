@@ -389,10 +389,11 @@ impl Table {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
-    fn target(port: u16) -> Target {
+    /// A plain target on 127.0.0.1, named by its address.
+    pub(crate) fn target(port: u16) -> Target {
         Target {
             name: format!("127.0.0.1:{port}"),
             addr: SocketAddr::from(([127, 0, 0, 1], port)),

@@ -133,16 +133,7 @@ mod tests {
         named_targets(source, &addrs, 1, &None, false)
     }
 
-    fn literal(port: u16) -> Target {
-        Target {
-            name: format!("127.0.0.1:{port}"),
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-            weight: 1,
-            tls: None,
-            proxy_v2: false,
-            source: None,
-        }
-    }
+    use crate::targets::tests::target as literal;
 
     fn names(t: &Targets) -> Vec<Option<String>> {
         let (_, slots) = t.snapshot();
