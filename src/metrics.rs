@@ -98,6 +98,8 @@ pub struct WorkerMetrics {
     pub open: Counter,
     /// Idle pooled target connections (a gauge, set every tick).
     pub pooled: Counter,
+    /// Parked client connections (a gauge, set every tick).
+    pub parked: Counter,
     /// Per target slot.
     pub targets: Box<[TargetCounters]>,
     /// Retries the retry budget refused.
@@ -132,6 +134,7 @@ impl WorkerMetrics {
         WorkerMetrics {
             open: Counter::default(),
             pooled: Counter::default(),
+            parked: Counter::default(),
             targets: (0..slots).map(|_| TargetCounters::default()).collect(),
             retries_refused: Counter::default(),
             retry_budget: Counter::default(),

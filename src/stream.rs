@@ -88,6 +88,9 @@ pub trait ClientStream: Io + Halves + 'static {
     /// The socket itself when nothing is layered over it (plain TCP), so
     /// that a body can be spliced into it.
     fn plain_tcp(&self) -> Option<&TcpStream>;
+    /// The TCP socket it runs over, whose readiness a parked connection
+    /// waits for.
+    fn socket(&self) -> &TcpStream;
 }
 
 /// A stream that splits into halves that work at once (for tunnels).
@@ -162,6 +165,10 @@ impl ClientStream for TcpStream {
     #[inline]
     fn plain_tcp(&self) -> Option<&TcpStream> {
         Some(self)
+    }
+
+    fn socket(&self) -> &TcpStream {
+        self
     }
 }
 

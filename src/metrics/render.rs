@@ -97,7 +97,7 @@ enum WorkerFamily {
     PerWorker(&'static str, &'static str, fn(&WorkerMetrics) -> &Counter),
 }
 
-const WORKER_FAMILIES: [WorkerFamily; 10] = [
+const WORKER_FAMILIES: [WorkerFamily; 11] = [
     WorkerFamily::Total(
         "lb_retry_budget_refused_total",
         "Retries the retry budget refused: the failure went to the client.",
@@ -150,6 +150,12 @@ const WORKER_FAMILIES: [WorkerFamily; 10] = [
         "lb_worker_pooled_connections",
         "Idle pooled target connections on the worker.",
         |w| &w.pooled,
+    ),
+    WorkerFamily::PerWorker(
+        "lb_worker_parked_connections",
+        "Client connections idle between requests for longer than 20 ms, \
+         parked: holding no buffer (updated every 100 ms).",
+        |w| &w.parked,
     ),
 ];
 
@@ -459,6 +465,7 @@ mod tests {
                 "lb_worker_replay_bytes gauge",
                 "lb_worker_open_connections gauge",
                 "lb_worker_pooled_connections gauge",
+                "lb_worker_parked_connections gauge",
                 "lb_tls_handshakes_total counter",
                 "lb_tls_handshake_failures_total counter",
                 "lb_request_duration_seconds histogram",

@@ -3,7 +3,7 @@
 
 use std::net::IpAddr;
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use crate::http::{Drops, RequestHead, Version};
 use crate::stream::Gather;
@@ -14,20 +14,36 @@ const CONNECTION_CLOSE: &[u8] = b"Connection: close\r\n";
 const CONNECTION_KEEP_ALIVE: &[u8] = b"Connection: keep-alive\r\n";
 const CONNECTION_UPGRADE: &[u8] = b"Connection: upgrade\r\n";
 
-/// The lines a proxy adds to each request of one client connection, made
-/// once when it is accepted: `X-Forwarded-For` with the client's address,
-/// and `X-Forwarded-Proto` (`https` when it came over TLS, else `http`).
+/// The lines a proxy adds to each request of one client connection:
+/// `X-Forwarded-For` with the client's address, and `X-Forwarded-Proto`
+/// (`https` when it came over TLS, else `http`). Both forms are slices of
+/// one buffer, written when a busy spell starts into a buffer the worker
+/// keeps (so that a parked connection holds none, and waking allocates
+/// nothing).
 pub struct ForwardedFor {
     /// `X-Forwarded-For: <ip>` and `X-Forwarded-Proto`, for a request
-    /// without an `X-Forwarded-For` of its own.
-    line: Bytes,
-    /// `, <ip>` ending the request's own `X-Forwarded-For` value, then
-    /// `X-Forwarded-Proto`.
-    suffix: Bytes,
+    /// without an `X-Forwarded-For` of its own; then `, <ip>` ending the
+    /// request's own `X-Forwarded-For` value, and `X-Forwarded-Proto`.
+    lines: Bytes,
+    /// Where the second form begins.
+    split: u16,
+    /// The rest of the buffer `lines` was split from, given back with
+    /// `into_buffer`: once `lines` is dropped, the next lines are written
+    /// in place.
+    room: BytesMut,
 }
+
+/// Room for both forms with the longest IPv6 address.
+const FORWARDED_ROOM: usize = 192;
 
 impl ForwardedFor {
     pub fn new(client: IpAddr, tls: bool) -> ForwardedFor {
+        ForwardedFor::write(BytesMut::new(), client, tls)
+    }
+
+    /// The lines for `client`, written into `buf` (emptied first).
+    pub fn write(mut buf: BytesMut, client: IpAddr, tls: bool) -> ForwardedFor {
+        use std::fmt::Write;
         let client = match client {
             IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
             v4 => v4,
@@ -37,10 +53,33 @@ impl ForwardedFor {
         } else {
             "X-Forwarded-Proto: http\r\n"
         };
+        buf.clear();
+        buf.reserve(FORWARDED_ROOM);
+        // Writing to a `BytesMut` cannot fail.
+        let _ = write!(buf, "X-Forwarded-For: {client}\r\n{proto}");
+        let split = buf.len() as u16;
+        let _ = write!(buf, ", {client}\r\n{proto}");
+        // Split off, not frozen whole: the lines share the buffer's one
+        // allocation, and cloning them (for each request) allocates nothing.
         ForwardedFor {
-            line: Bytes::from(format!("X-Forwarded-For: {client}\r\n{proto}")),
-            suffix: Bytes::from(format!(", {client}\r\n{proto}")),
+            lines: buf.split().freeze(),
+            split,
+            room: buf,
         }
+    }
+
+    /// The buffer back, for the next lines: reused in place once no request
+    /// still holds a part of these.
+    pub fn into_buffer(self) -> BytesMut {
+        self.room
+    }
+
+    fn line(&self) -> Bytes {
+        self.lines.slice(..self.split as usize)
+    }
+
+    fn suffix(&self) -> Bytes {
+        self.lines.slice(self.split as usize..)
     }
 }
 
@@ -80,11 +119,11 @@ pub fn push_request_head(out: &mut Gather, head: &Bytes, req: &RequestHead, xff:
         out.push(Bytes::from_static(b"\r\n"));
     }
     match req.forwarded_for {
-        None => out.push(xff.line.clone()),
+        None => out.push(xff.line()),
         Some((a, b)) => {
             out.push(Bytes::from_static(FORWARDED_FOR));
             out.push(head.slice(a as usize..b as usize));
-            out.push(xff.suffix.clone());
+            out.push(xff.suffix());
         }
     }
     if req.upgrade {

@@ -16,7 +16,6 @@ use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
 use std::pin::Pin;
 use std::rc::Rc;
-use std::task::Poll;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -35,6 +34,7 @@ use crate::upstream::TargetStream;
 use crate::worker::{Admitted, Scratch, Worker, CLIENT_BUF};
 
 pub use head::{push_request_head, ForwardedFor};
+pub use park::Connection;
 use private::Private;
 
 /// A buffer grown past this (for a body) is replaced by a small one once
@@ -47,9 +47,9 @@ const LINGER_BYTES: usize = 256 * 1024;
 
 /// How long a kept-alive client connection waits for its next request in
 /// its busy spell, with its read buffer; after that it is parked: the spell's
-/// slot and buffer go back to the worker and the connection's small task
-/// waits with a one-byte read, so that idle connections cost hundreds of
-/// bytes, not kilobytes. Busy connections never park.
+/// slot, buffer and scratch go back to the worker and the connection's
+/// small task waits for its socket to be readable, so that idle connections
+/// cost hundreds of bytes, not kilobytes. Busy connections never park.
 pub const PARK_AFTER: Duration = Duration::from_millis(20);
 
 /// Longest time spent answering an error and draining before closing.
@@ -84,7 +84,8 @@ pub struct ClientConn<'t, S> {
     /// that it is allocated once per connection.
     tried: Vec<u32>,
     /// Cancels the read that waits for the next request, to park the
-    /// connection without losing what that read may have received.
+    /// connection without losing what that read may have received (from
+    /// the worker's `Scratch`, like `out`).
     canceller: Canceller,
     /// The deadline of the task's operation in progress, on either side
     /// (one pinned timer per task: a timer per operation would allocate).
@@ -115,7 +116,7 @@ pub struct ClientConn<'t, S> {
 enum Head {
     Request(RequestHead),
     /// Idle for `PARK_AFTER`: end the busy spell and wait parked
-    /// (`park::wait`), at most this much longer.
+    /// (`park::Connection`), at most this much longer.
     Park(Duration),
     /// The client closed, or stayed idle past `--idle-timeout`.
     Closed,
@@ -129,8 +130,6 @@ pub struct Session<S> {
     /// The deadline of its first request head, until that has come.
     first_head_by: Option<Instant>,
     private: Private,
-    xff: ForwardedFor,
-    canceller: Canceller,
 }
 
 impl<S: ClientStream> Session<S> {
@@ -141,8 +140,6 @@ impl<S: ClientStream> Session<S> {
             peer,
             first_head_by: Some(first_head_by),
             private: Private::default(),
-            xff: ForwardedFor::new(peer.ip(), S::TLS),
-            canceller: Canceller::new(),
         }
     }
 }
@@ -168,11 +165,15 @@ pub struct Slots<S, F> {
 }
 
 impl<S, F> Slots<S, F> {
-    fn take(&self) -> Pin<Box<Option<F>>> {
-        self.free
+    /// A slot running a busy spell of `session`, with `buf`.
+    fn start(&self, session: Session<S>, buf: BytesMut) -> Pin<Box<Option<F>>> {
+        let mut slot = self
+            .free
             .borrow_mut()
             .pop()
-            .unwrap_or_else(|| Box::pin(None))
+            .unwrap_or_else(|| Box::pin(None));
+        slot.set(Some((self.busy)(session, buf)));
+        slot
     }
 
     /// Gives back an empty slot.
@@ -200,78 +201,64 @@ pub fn tls_slots() -> Rc<Slots<TlsStream, impl Busy<TlsStream>>> {
     })
 }
 
-/// A connection's life: busy spells in a slot, parked waits between them.
-async fn run<S: ClientStream, F: Busy<S>>(
-    slots: Rc<Slots<S, F>>,
-    mut session: Session<S>,
-    mut buf: BytesMut,
-) {
-    loop {
-        let mut slot = slots.take();
-        slot.set(Some((slots.busy)(session, buf)));
-        let parked = std::future::poll_fn(|cx| match slot.as_mut().as_pin_mut() {
-            Some(busy) => busy.poll(cx),
-            None => Poll::Ready(None),
-        })
-        .await;
-        // The spell has ended: dropping it in place frees nothing.
-        slot.set(None);
-        slots.give(slot);
-        let Some((parked, wait)) = parked else {
-            return;
-        };
-        let Some((woken, first)) = park::wait(parked, wait).await else {
-            return;
-        };
-        (session, buf) = (woken, first);
-    }
-}
-
 /// Answers a connection over `--max-connections` with a 503 and closes it.
 pub async fn refuse(mut stream: TcpStream) {
     let answer = Answer::TooManyConnections.response(false);
     let _ = deadline(LINGER, write_all(&mut stream, answer)).await;
 }
 
-/// Serves one client connection, just accepted, until it closes. With
+/// The task of a client connection just accepted, until it closes. With
 /// `--proxy-protocol`, its PROXY header comes first (by the header
 /// deadline), and the client it names is the connection's peer.
-pub async fn serve<F: Busy<TcpStream>>(
+pub fn serve<F: Busy<TcpStream>>(
     slots: Rc<Slots<TcpStream, F>>,
     admitted: Admitted,
     mut stream: TcpStream,
     peer: SocketAddr,
-) {
+) -> Connection<TcpStream, F> {
     let worker = admitted.worker().clone();
     let first_head_by = worker.soon(worker.config().client_header_timeout);
     let mut buf = worker.client_buffers.take();
-    let Some(peer) = proxy_header(&worker, &mut stream, &mut buf, peer, first_head_by).await else {
-        worker.client_buffers.give(buf);
-        return;
-    };
-    let session = Session::new(admitted, stream, peer, first_head_by);
-    run(slots, session, buf).await
+    if !worker.config().proxy_protocol {
+        let session = Session::new(admitted, stream, peer, first_head_by);
+        return Connection::busy(slots, session, buf);
+    }
+    Connection::opening(
+        slots,
+        Box::pin(async move {
+            let Some(peer) =
+                proxy_header(&worker, &mut stream, &mut buf, peer, first_head_by).await
+            else {
+                worker.client_buffers.give(buf);
+                return None;
+            };
+            Some((Session::new(admitted, stream, peer, first_head_by), buf))
+        }),
+    )
 }
 
-/// Serves one client connection just accepted on the TLS port: its PROXY
-/// header if `--proxy-protocol`, then the handshake, both by the header
-/// deadline; then HTTP as on the plain port.
-pub async fn serve_tls<F: Busy<TlsStream>>(
+/// The task of a client connection just accepted on the TLS port: its
+/// PROXY header if `--proxy-protocol`, then the handshake, both by the
+/// header deadline; then HTTP as on the plain port.
+pub fn serve_tls<F: Busy<TlsStream>>(
     slots: Rc<Slots<TlsStream, F>>,
+    admitted: Admitted,
+    stream: TcpStream,
+    peer: SocketAddr,
+) -> Connection<TlsStream, F> {
+    Connection::opening(slots, Box::pin(open_tls(admitted, stream, peer)))
+}
+
+async fn open_tls(
     admitted: Admitted,
     mut stream: TcpStream,
     peer: SocketAddr,
-) {
+) -> Option<(Session<TlsStream>, BytesMut)> {
     let worker = admitted.worker().clone();
-    let Some(front) = worker.config().tls.as_deref() else {
-        return;
-    };
+    let front = worker.config().tls.as_deref()?;
     let first_head_by = worker.soon(worker.config().client_header_timeout);
     let mut early = BytesMut::new();
-    let Some(peer) = proxy_header(&worker, &mut stream, &mut early, peer, first_head_by).await
-    else {
-        return;
-    };
+    let peer = proxy_header(&worker, &mut stream, &mut early, peer, first_head_by).await?;
     let tls = match handshake(front, stream, early, first_head_by).await {
         Ok(tls) => tls,
         Err(reason) => {
@@ -281,13 +268,12 @@ pub async fn serve_tls<F: Busy<TlsStream>>(
                 reason.as_str()
             );
             worker.count_tls_failure(reason);
-            return;
+            return None;
         }
     };
     worker.count_tls_handshake(tls.session().handshake_kind());
     let buf = worker.client_buffers.take();
-    let session = Session::new(admitted, tls, peer, first_head_by);
-    run(slots, session, buf).await
+    Some((Session::new(admitted, tls, peer, first_head_by), buf))
 }
 
 /// The handshake by `until`.
@@ -348,8 +334,8 @@ async fn read_proxy_header(
     }
 }
 
-/// Serves a connection whose first bytes (the start of its next request,
-/// after a parked wait or a PROXY header) are in `buf`, until it closes
+/// Serves a connection whose first bytes (after a PROXY header or a
+/// handshake) are in `buf`, if any, until it closes
 /// (`None`) or has been idle for `PARK_AFTER`: then its session is given
 /// back, with how much longer it may stay idle, to wait parked.
 async fn serve_from<S: ClientStream>(
@@ -362,8 +348,6 @@ async fn serve_from<S: ClientStream>(
         peer,
         first_head_by,
         private,
-        xff,
-        canceller,
     } = session;
     let worker = admitted.worker().clone();
     let scratch = worker.scratch.take();
@@ -372,9 +356,9 @@ async fn serve_from<S: ClientStream>(
         stream,
         buf,
         out: scratch.out,
-        xff,
+        xff: ForwardedFor::write(scratch.forwarded, peer.ip(), S::TLS),
         tried: scratch.tried,
-        canceller,
+        canceller: scratch.canceller,
         timer: Timer::new(timer.as_mut()),
         peer: peer.ip(),
         peer_port: peer.port(),
@@ -395,15 +379,18 @@ async fn serve_from<S: ClientStream>(
                 let (mut out, mut tried) = (conn.out, conn.tried);
                 out.clear();
                 tried.clear();
-                worker.scratch.give(Scratch { out, tried });
+                worker.scratch.give(Scratch {
+                    out,
+                    tried,
+                    canceller: conn.canceller,
+                    forwarded: conn.xff.into_buffer(),
+                });
                 let session = Session {
                     admitted,
                     stream: conn.stream,
                     peer,
                     first_head_by: conn.first_head_by,
                     private: conn.private,
-                    xff: conn.xff,
-                    canceller: conn.canceller,
                 };
                 return Some((session, wait));
             }

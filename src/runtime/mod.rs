@@ -98,6 +98,8 @@ pub fn run(config: Config) -> Result<(), String> {
 pub struct Running {
     /// Where it listens (the real port when 0 was asked for).
     pub listen: SocketAddr,
+    /// Where the admin endpoint listens, with `--admin`.
+    pub admin: Option<SocketAddr>,
     threads: Vec<std::thread::JoinHandle<()>>,
 }
 
@@ -208,7 +210,11 @@ pub fn start(mut config: Config) -> Result<Running, String> {
         }
     }
     crate::systemd::ready(&line);
-    Ok(Running { listen, threads })
+    Ok(Running {
+        listen,
+        admin,
+        threads,
+    })
 }
 
 /// What `https://` targets' certificates are checked against, when the

@@ -413,6 +413,10 @@ impl ClientStream for TlsStream {
     fn plain_tcp(&self) -> Option<&TcpStream> {
         None
     }
+
+    fn socket(&self) -> &TcpStream {
+        self.tcp()
+    }
 }
 
 /// Split for a tunnel that moves bytes both ways at once.

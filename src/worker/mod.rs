@@ -15,11 +15,12 @@
 //! What all workers share is `crate::shared`.
 
 use crate::tls::HandshakeFailure;
-use std::cell::RefCell;
+use std::cell::{Cell, RefCell};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use monoio::io::CancelHandle;
+use bytes::BytesMut;
+use monoio::io::{CancelHandle, Canceller};
 
 use crate::access_log::AccessLog;
 use crate::balance::{Picker, Rng};
@@ -59,20 +60,20 @@ pub const CLIENT_BUF: usize = 4 * 1024;
 /// Client read buffers kept for reuse per worker; more are freed.
 const SPARE_CLIENT_BUFFERS: usize = 1024;
 
-/// One-byte buffers kept for reuse per worker (one per parked connection
-/// is in use at a time).
-const SPARE_BYTE_BUFFERS: usize = 1024;
-
 /// `Scratch` kept for reuse per worker (one per busy connection).
 const SPARE_SCRATCH: usize = 1024;
 
-/// The vectors a busy connection fills and empties for each request: its
-/// gathered writes and the targets tried. Given back when it parks, so
-/// that waking allocates nothing.
+/// What a busy connection fills and empties for each request: its
+/// gathered writes and the targets tried, the canceller of its wait for
+/// the next request, and the buffer of the lines it adds to requests. Given back when it parks, so that waking allocates
+/// nothing and a parked connection holds none of it.
 #[derive(Default)]
 pub struct Scratch {
     pub out: Gather,
     pub tried: Vec<u32>,
+    pub canceller: Canceller,
+    /// Room for the connection's `X-Forwarded-For` lines.
+    pub forwarded: BytesMut,
 }
 
 /// One worker's state: created inside its thread, never shared.
@@ -92,10 +93,10 @@ pub struct Worker {
     pub client_buffers: BufferPool,
     /// Spare pipes for splicing large bodies.
     pub pipes: PipePool,
-    /// One-byte buffers for the reads of parked connections.
-    pub byte_buffers: BufferPool,
     /// What a busy connection works with, kept while it is parked.
     pub scratch: FreeList<Scratch>,
+    /// Client connections parked now.
+    parked: Cell<usize>,
     /// Memory held in request bodies buffered for replay.
     pub replay_memory: ReplayMemory,
     /// Client connections open, against the limit; the drain.
@@ -151,7 +152,7 @@ impl Worker {
             response_buffers: BufferPool::new(RESPONSE_BUF, SPARE_BUFFERS),
             client_buffers: BufferPool::new(CLIENT_BUF, SPARE_CLIENT_BUFFERS),
             pipes: PipePool::default(),
-            byte_buffers: BufferPool::new(1, SPARE_BYTE_BUFFERS),
+            parked: Cell::new(0),
             scratch: FreeList::new(SPARE_SCRATCH),
             replay_memory: ReplayMemory::new(config.max_replay_memory),
             admission: Admission::new(config.max_connections.div_ceil(workers.max(1))),
@@ -177,6 +178,14 @@ impl Worker {
     #[inline]
     pub fn soon(&self, after: Duration) -> Instant {
         self.clock.soon(after)
+    }
+
+    /// Counts a client connection parked (`true`) or woken or closed from
+    /// parked (`false`).
+    #[inline]
+    pub fn count_parked(&self, parked: bool) {
+        let n = self.parked.get();
+        self.parked.set(if parked { n + 1 } else { n - 1 });
     }
 
     /// Shows the open connection count in the metrics.
@@ -272,6 +281,7 @@ impl Worker {
                 m.retry_budget.set(self.retries_available());
                 m.replay_bytes.set(self.replay_memory.held() as u64);
                 m.pooled.set(self.pool.borrow().idle_count() as u64);
+                m.parked.set(self.parked.get() as u64);
             }
             if let Some(log) = &self.access_log {
                 log.tick();

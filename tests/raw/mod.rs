@@ -62,7 +62,13 @@ pub fn start_balancer(target: SocketAddr) -> SocketAddr {
 }
 
 /// [`start_balancer`] with more flags.
+#[allow(dead_code)]
 pub fn start_balancer_with(target: SocketAddr, extra: &[&str]) -> SocketAddr {
+    start_running(target, extra).listen
+}
+
+/// [`start_balancer_with`], returning what `runtime::start` does.
+pub fn start_running(target: SocketAddr, extra: &[&str]) -> load_balancer::runtime::Running {
     use load_balancer::config::{parse_args, Command};
     let target = target.to_string();
     let mut args = vec![
@@ -81,5 +87,5 @@ pub fn start_balancer_with(target: SocketAddr, extra: &[&str]) -> SocketAddr {
     let Ok(Command::Run(config)) = parse_args(args) else {
         panic!("bad arguments");
     };
-    load_balancer::runtime::start(*config).unwrap().listen
+    load_balancer::runtime::start(*config).unwrap()
 }

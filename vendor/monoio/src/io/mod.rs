@@ -29,7 +29,7 @@ mod util;
 
 #[cfg(feature = "poll-io")]
 pub use tokio::io as poll_io;
-pub(crate) use util::operation_canceled;
+pub(crate) use util::{operation_canceled, AssociateGuard};
 #[cfg(all(target_os = "linux", feature = "splice"))]
 pub use util::zero_copy;
 pub use util::{

@@ -24,11 +24,33 @@ use crate::{
     driver::{op::Op, shared_fd::SharedFd},
     io::{
         as_fd::{AsReadFd, AsWriteFd, SharedFdWrapper},
-        operation_canceled, AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent,
+        operation_canceled, AssociateGuard, AsyncReadRent, AsyncWriteRent, CancelHandle, CancelableAsyncReadRent,
         CancelableAsyncWriteRent, Split,
     },
     BufResult,
 };
+
+/// A cancelable wait for read readiness: `TcpStream::cancelable_readable`.
+/// Patch for load-balancer (see PATCH.md).
+pub struct Readable {
+    op: Option<(Op<crate::driver::op::PollAdd>, AssociateGuard)>,
+}
+
+impl Future for Readable {
+    type Output = io::Result<()>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<io::Result<()>> {
+        let Some((op, _)) = self.op.as_mut() else {
+            return std::task::Poll::Ready(Err(operation_canceled()));
+        };
+        let done = std::task::ready!(std::pin::Pin::new(op).poll(cx));
+        self.op = None;
+        std::task::Poll::Ready(done.meta.result.map(|_| ()))
+    }
+}
 
 /// Custom tcp connect options
 #[derive(Debug, Clone, Copy)]
@@ -243,6 +265,20 @@ impl TcpStream {
     pub async fn readable(&self, relaxed: bool) -> io::Result<()> {
         let op = Op::poll_read(&self.fd, relaxed).unwrap();
         op.wait().await
+    }
+
+    /// Waits for read readiness as `readable` does, in a future that owns
+    /// what it needs (it borrows nothing, so it can be kept beside the
+    /// stream) and that `c` cancels. Patch for load-balancer (see PATCH.md).
+    pub fn cancelable_readable(&self, relaxed: bool, c: CancelHandle) -> Readable {
+        if c.canceled() {
+            return Readable { op: None };
+        }
+        let op = Op::poll_read(&self.fd, relaxed).unwrap();
+        let guard = c.associate_op(op.op_canceller());
+        Readable {
+            op: Some((op, guard)),
+        }
     }
 
     /// Wait for write readiness.
