@@ -34,7 +34,7 @@ done
 for tool in wrk nginx; do
   command -v "$tool" >/dev/null || { echo "flag-cost.sh: $tool missing (apt-get install -y wrk nginx-light)" >&2; exit 2; }
 done
-[ -x target/release/load-balancer ] || cargo build --release
+cargo build --release --quiet  # never measure a stale binary
 
 PORTS=(19401 19402 19403 19404)
 LB_PORT=18401

@@ -29,7 +29,7 @@ if [ "$(ulimit -n)" -lt $((CONNS + 100)) ]; then
   ulimit -n $((CONNS + 100)) 2>/dev/null || {
     echo "idle-memory.sh: ulimit -n is $(ulimit -n); raise it above $CONNS" >&2; exit 2; }
 fi
-[ -x target/release/load-balancer ] || cargo build --release
+cargo build --release --quiet  # never measure a stale binary
 
 BACKEND_PORT=19301 LB_PORT=18301 NGINX_PORT=18302
 WORK=$(mktemp -d /tmp/idlemem.XXXXXX)

@@ -31,7 +31,7 @@ for tool in wrk curl; do
 done
 if [ -z "$LB" ]; then
   LB=target/release/load-balancer
-  [ -x "$LB" ] && [ -x target/release/target-server ] || cargo build --release >&2
+  cargo build --release --quiet >&2  # never run a stale binary
 fi
 TARGET=$(dirname "$LB")/target-server
 check_ports_free 19501 19502 18580 || die "nothing was started"
