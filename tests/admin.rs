@@ -285,7 +285,7 @@ fn open_connections_gauge_counts_an_idle_client_until_it_closes() {
 
     let mut c = Client::connect(lb.addr());
     assert_eq!(c.request("GET", "/", &[], b"").status, 200);
-    // Idle (and, after 20 ms, parked), but open.
+    // Idle (and, after 5 ms, parked), but open.
     let s = wait_for_scrape(&lb, |s| s.get(open) >= 1.0);
     assert!(s.get(open) >= 1.0, "{}", s.text);
 

@@ -687,8 +687,8 @@ fn a_connection_idle_long_enough_to_be_parked_is_served_again() {
     let lb = start_balancer(&[&backend], &[]);
     let mut c = Client::connect(lb.addr());
     for round in 0..3 {
-        // Idle well past the balancer's parking delay (20 ms): its task and
-        // buffer are given up, and a small task waits for the next byte.
+        // Idle well past the balancer's parking delay (5 ms): its busy
+        // state and buffer are given up, and its task waits for the socket.
         std::thread::sleep(Duration::from_millis(100));
         // The next request arrives a byte at a time.
         for byte in request_bytes("GET", &format!("/{round}"), &[], b"") {

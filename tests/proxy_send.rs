@@ -305,7 +305,7 @@ fn a_client_keeps_its_connection_through_a_parked_wait() {
     let lb = start(&["-b", &target.spec(",proxy=v2")]);
     let mut c = Client::connect(lb.addr());
     let first = get_on(&mut c, "/before");
-    // Idle long enough to be parked (after 20 ms); whether it was or not,
+    // Idle long enough to be parked (after 5 ms); whether it was or not,
     // the client's connection to the target must still be its own.
     thread::sleep(Duration::from_millis(200));
     assert_eq!(get_on(&mut c, "/after"), first);

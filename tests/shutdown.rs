@@ -22,7 +22,7 @@ const WAIT: Duration = Duration::from_secs(10);
 
 /// How long a kept-alive connection may be idle before the balancer parks it
 /// (and a shutdown then closes it at once): `PARK_AFTER` in src/proxy.
-const PARK_AFTER: Duration = Duration::from_millis(20);
+const PARK_AFTER: Duration = Duration::from_millis(5);
 
 /// Sends SIGINT to the balancer.
 fn sigint(lb: &Balancer) {
@@ -230,7 +230,7 @@ fn idle_keep_alive_connection_is_closed_and_does_not_hold_up_the_exit() {
     // The scenario itself, not a wait for something to settle: the
     // connection stays idle well past the parking delay, so the balancer
     // has parked it by the time the signal comes.
-    thread::sleep(PARK_AFTER * 5);
+    thread::sleep(PARK_AFTER * 20);
     assert_shutdown_closes(&mut lb, &mut idle, "parked keep-alive connection");
     assert_eq!(target.requests(), 1);
 }

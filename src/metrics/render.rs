@@ -153,7 +153,7 @@ const WORKER_FAMILIES: [WorkerFamily; 11] = [
     ),
     WorkerFamily::PerWorker(
         "lb_worker_parked_connections",
-        "Client connections idle between requests for longer than 20 ms, \
+        "Client connections idle between requests for longer than 5 ms, \
          parked: holding no buffer (updated every 100 ms).",
         |w| &w.parked,
     ),
