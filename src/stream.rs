@@ -85,12 +85,15 @@ pub trait ClientStream: Io + Halves + 'static {
     /// The address the client connected to: the accepted socket's own (one
     /// `getsockname`, the first time: monoio keeps it).
     fn local_addr(&self) -> io::Result<std::net::SocketAddr>;
-    /// The socket itself when nothing is layered over it (plain TCP), so
-    /// that a body can be spliced into it.
-    fn plain_tcp(&self) -> Option<&TcpStream>;
     /// The TCP socket it runs over, whose readiness a parked connection
     /// waits for.
     fn socket(&self) -> &TcpStream;
+    /// The socket itself when nothing is layered over it (plain TCP), so
+    /// that a body can be spliced into it.
+    #[inline]
+    fn plain_tcp(&self) -> Option<&TcpStream> {
+        (!Self::TLS).then(|| self.socket())
+    }
 }
 
 /// A stream that splits into halves that work at once (for tunnels).
@@ -160,11 +163,6 @@ impl ClientStream for TcpStream {
 
     fn local_addr(&self) -> io::Result<std::net::SocketAddr> {
         TcpStream::local_addr(self)
-    }
-
-    #[inline]
-    fn plain_tcp(&self) -> Option<&TcpStream> {
-        Some(self)
     }
 
     fn socket(&self) -> &TcpStream {

@@ -68,17 +68,7 @@ fn burst(listen: SocketAddr) -> Vec<TcpStream> {
         .collect();
     let mut buf = [0u8; 1024];
     for group in clients.chunks_mut(100) {
-        for c in group.iter_mut() {
-            c.write_all(raw::REQUEST).unwrap();
-        }
-        for c in group.iter_mut() {
-            let mut got = 0;
-            while got < raw::RESPONSE.len() {
-                let n = c.read(&mut buf[got..]).unwrap();
-                assert!(n > 0, "the balancer closed the connection");
-                got += n;
-            }
-        }
+        raw::exchange_all(group, &mut buf);
     }
     clients
 }

@@ -6,7 +6,6 @@
 //! two counts do not mix); the clients here are one thread with fixed
 //! buffers, and allocate nothing while requests are counted.
 
-use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
@@ -45,23 +44,6 @@ fn round(clients: &mut [TcpStream], buf: &mut [u8]) {
 /// dropped SYN costs a second, longer than `--idle-timeout` here.
 const BURST: usize = 100;
 
-/// Sends a request on every connection, then reads every answer: all the
-/// connections are busy at once.
-fn burst(clients: &mut [TcpStream], buf: &mut [u8]) {
-    for client in clients.iter_mut() {
-        client.write_all(raw::REQUEST).unwrap();
-    }
-    for client in clients.iter_mut() {
-        let mut got = 0;
-        while got < raw::RESPONSE.len() {
-            let n = client.read(&mut buf[got..]).unwrap();
-            assert!(n > 0, "the balancer closed the connection");
-            got += n;
-        }
-    }
-    std::thread::sleep(PAUSE);
-}
-
 #[test]
 fn waking_parked_connections_allocates_nothing() {
     // Parked connections here wait less than a second between requests.
@@ -82,8 +64,9 @@ fn waking_parked_connections_allocates_nothing() {
     // later round has.
     for _ in 0..3 {
         for group in clients.chunks_mut(BURST) {
-            burst(group, &mut buf);
+            raw::exchange_all(group, &mut buf);
         }
+        std::thread::sleep(PAUSE);
     }
     let start = Instant::now();
     while start.elapsed() < Duration::from_millis(1000) {

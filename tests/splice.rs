@@ -175,37 +175,13 @@ fn target_that_resets_mid_body(announced: usize, sent: Vec<u8>) -> std::net::Soc
                     let _ = conn.write_all(start.as_bytes());
                     let _ = conn.write_all(&sent);
                     // SO_LINGER 0: the close sends RST.
-                    let _ = socket_linger_zero(&conn);
+                    set_linger_zero(&conn);
                     return;
                 }
             });
         }
     });
     addr
-}
-
-fn socket_linger_zero(conn: &TcpStream) -> std::io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let linger = libc::linger {
-        l_onoff: 1,
-        l_linger: 0,
-    };
-    // SAFETY: setsockopt reads `linger`, which lives for the call, with its
-    // exact size; the descriptor is open (borrowed from `conn`).
-    let rc = unsafe {
-        libc::setsockopt(
-            conn.as_raw_fd(),
-            libc::SOL_SOCKET,
-            libc::SO_LINGER,
-            &linger as *const libc::linger as *const libc::c_void,
-            std::mem::size_of::<libc::linger>() as libc::socklen_t,
-        )
-    };
-    if rc == 0 {
-        Ok(())
-    } else {
-        Err(std::io::Error::last_os_error())
-    }
 }
 
 #[test]

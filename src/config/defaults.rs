@@ -61,6 +61,9 @@ pub const SLOW_START: Option<Duration> = None;
 /// `--proxy-protocol`: off, connections start with HTTP.
 pub const PROXY_PROTOCOL: bool = false;
 
+/// `--splice`: off, bodies are copied through the read buffer.
+pub const SPLICE: bool = false;
+
 /// `--retries`: further attempts, each on another target.
 pub const RETRIES: usize = 2;
 

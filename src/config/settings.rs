@@ -85,7 +85,7 @@ fn default_config() -> Config {
         retries: defaults::RETRIES,
         retry_non_idempotent: defaults::RETRY_NON_IDEMPOTENT,
         proxy_protocol: defaults::PROXY_PROTOCOL,
-        splice: false,
+        splice: defaults::SPLICE,
         tls_listen: None,
         tls: None,
         backend_ca: None,

@@ -409,11 +409,6 @@ impl ClientStream for TlsStream {
         self.tcp().local_addr()
     }
 
-    #[inline]
-    fn plain_tcp(&self) -> Option<&TcpStream> {
-        None
-    }
-
     fn socket(&self) -> &TcpStream {
         self.tcp()
     }

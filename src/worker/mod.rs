@@ -65,8 +65,9 @@ const SPARE_SCRATCH: usize = 1024;
 
 /// What a busy connection fills and empties for each request: its
 /// gathered writes and the targets tried, the canceller of its wait for
-/// the next request, and the buffer of the lines it adds to requests. Given back when it parks, so that waking allocates
-/// nothing and a parked connection holds none of it.
+/// the next request, and the buffer of the lines it adds to requests.
+/// Given back when it parks, so that waking allocates nothing and a parked
+/// connection holds none of it.
 #[derive(Default)]
 pub struct Scratch {
     pub out: Gather,

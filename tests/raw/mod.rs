@@ -46,6 +46,22 @@ pub fn start_target() -> SocketAddr {
 /// Sends one request and reads its whole response into `buf`.
 pub fn exchange(client: &mut TcpStream, buf: &mut [u8]) {
     client.write_all(REQUEST).unwrap();
+    read_response(client, buf);
+}
+
+/// Sends a request on every client, then reads every response: all of
+/// them are in flight at once.
+#[allow(dead_code)]
+pub fn exchange_all(clients: &mut [TcpStream], buf: &mut [u8]) {
+    for client in clients.iter_mut() {
+        client.write_all(REQUEST).unwrap();
+    }
+    for client in clients.iter_mut() {
+        read_response(client, buf);
+    }
+}
+
+fn read_response(client: &mut TcpStream, buf: &mut [u8]) {
     let mut got = 0;
     while got < RESPONSE.len() {
         let n = client.read(&mut buf[got..]).unwrap();

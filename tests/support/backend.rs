@@ -506,7 +506,8 @@ fn drain(stream: &mut TcpStream) -> usize {
     drained
 }
 
-fn set_linger_zero(stream: &TcpStream) {
+/// SO_LINGER 0 on `stream`: its close sends RST.
+pub fn set_linger_zero(stream: &TcpStream) {
     let linger = libc::linger {
         l_onoff: 1,
         l_linger: 0,

@@ -47,8 +47,8 @@ pub use admin::{
 };
 #[allow(unused_imports)]
 pub use backend::{
-    raw_response, upgrade_request, Backend, Mode, Recorded, DIE_MID_BODY_LENGTH, DIE_MID_BODY_SENT,
-    HEALTH_PATH, LATE_DELAY, WEBSOCKET_ACCEPT, WEBSOCKET_KEY,
+    raw_response, set_linger_zero, upgrade_request, Backend, Mode, Recorded, DIE_MID_BODY_LENGTH,
+    DIE_MID_BODY_SENT, HEALTH_PATH, LATE_DELAY, WEBSOCKET_ACCEPT, WEBSOCKET_KEY,
 };
 #[allow(unused_imports)]
 pub use balancer::{balancer_program, Balancer, RunOutput, ADMIN_ON, LISTENING, START_TIMEOUT};
