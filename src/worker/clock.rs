@@ -46,7 +46,9 @@ impl Clock {
             started: now,
             ticks: Cell::new(0),
             expiries: RefCell::new((0..ring).map(|_| None).collect()),
-            spent: RefCell::new(VecDeque::new()),
+            // Room for every canceller the ring can hold, so that a tick
+            // never grows it.
+            spent: RefCell::new(VecDeque::with_capacity(ring as usize)),
         }
     }
 
