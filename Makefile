@@ -22,7 +22,7 @@ LB_ARGS ?=
 override CONNS := $(or $(CONNECTIONS),$(CONNS))
 export DURATION CONNS THREADS URL
 
-.PHONY: help build run-dev kill test benchmark compare compare-floor compare-tls upgrade-demo idle-memory loadtest kill-loadtest pprof
+.PHONY: help build run-dev kill test benchmark compare compare-floor compare-tls floor-profile upgrade-demo idle-memory loadtest kill-loadtest pprof
 
 help: ## list these targets
 	@echo "usage: make TARGET [DURATION=30s] [CONNECTIONS=64] [THREADS=2] [URL=...]"
@@ -64,6 +64,9 @@ compare-tls: build ## HTTPS: ours beside nginx and HAProxy, keep-alive then a ha
 		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
 	scripts/compare.sh --tls --new-conn $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS)) \
 		$(if $(BODY),--body $(BODY)) $(if $(WORKERS),--workers $(WORKERS))
+
+floor-profile: ## where our CPU per request goes beside relay-floor's, by kind of work (perf; CONNECTIONS=64, ROUNDS=3)
+	scripts/floor-profile.sh
 
 upgrade-demo: build ## wrk through the balancer while it upgrades itself 3 times (--upgrade-from): 0 errors
 	scripts/upgrade-demo.sh $(if $(DURATION),--duration $(DURATION)) $(if $(CONNS),--conns $(CONNS))
