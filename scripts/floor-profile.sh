@@ -53,6 +53,18 @@ cargo build --release --quiet
 WORK=$(mktemp -d "${TMPDIR:-/tmp}/lb-floor-profile.XXXXXX")
 cc -O2 -o "$WORK/relay" "$RELAY_C"
 
+# The kinds are mostly kernel work: perf must be allowed to sample the
+# kernel side of our own processes.
+paranoid=$(cat /proc/sys/kernel/perf_event_paranoid 2>/dev/null || echo 2)
+if ! perf record -q -o "$WORK/probe.data" -- true >/dev/null 2>&1; then
+  rm -rf "$WORK"
+  die "perf is not permitted here (kernel.perf_event_paranoid=$paranoid); scripts/profile.sh explains the fixes"
+fi
+if ! is_root && [ "$paranoid" -gt 1 ]; then
+  rm -rf "$WORK"
+  die "kernel.perf_event_paranoid=$paranoid hides kernel samples (sudo sysctl -w kernel.perf_event_paranoid=1)"
+fi
+
 PIDS=()
 RUN_PID=""
 cleanup() {
