@@ -82,8 +82,10 @@ for port in "${TARGET_PORTS[@]}"; do
   PIDS+=("$!")
   BACKENDS+=("127.0.0.1:$port")
 done
+i=0
 for port in "${TARGET_PORTS[@]}"; do
-  wait_ready "${PIDS[0]}" 15 http_health "$port" || die "target-server on :$port did not start"
+  wait_ready "${PIDS[$i]}" 15 http_health "$port" || die "target-server on :$port did not start"
+  i=$((i + 1))
 done
 
 LB_ARGS=(-p "$PORT" --bind 127.0.0.1 --workers 1)
