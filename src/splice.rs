@@ -17,6 +17,7 @@ use std::cell::RefCell;
 use std::future::Future;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::pin::pin;
 use std::task::{Context, Waker};
 use std::time::Instant;
 
@@ -124,7 +125,9 @@ pub async fn splice_exact(
                     held = n;
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    timer.run(until(), readiness(from.readable(false))).await?;
+                    timer
+                        .run(until(), pin!(readiness(from.readable(false))))
+                        .await?;
                     continue;
                 }
                 Err(e) => return Err(e.into()),
@@ -137,7 +140,9 @@ pub async fn splice_exact(
                 *sent += n as u64;
             }
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                timer.run(until(), readiness(to.writable(false))).await?;
+                timer
+                    .run(until(), pin!(readiness(to.writable(false))))
+                    .await?;
             }
             Err(e) => return Err(e.into()),
         }

@@ -1,6 +1,8 @@
 //! Request bodies: buffered whole (up to `--max-replay-body`) so that they
 //! can be sent again to another target, or else streamed through.
 
+use std::pin::pin;
+
 use bytes::Bytes;
 
 use super::ClientConn;
@@ -159,7 +161,8 @@ impl<S: ClientStream> ClientConn<'_, S> {
             .get_or_insert_with(|| worker.soon(config.client_body_timeout));
         let until = worker.soon(config.idle_timeout).min(body_by);
         let read = read_more(&mut self.stream, &mut self.buf, room);
-        match self.timer.run(until, read).await {
+        let read = self.timer.run(until, pin!(read)).await;
+        match read {
             Ok(_) => Ok(()),
             Err(e) => {
                 if e == IoFail::TimedOut && until == body_by {

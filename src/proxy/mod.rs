@@ -14,7 +14,7 @@ mod tunnel;
 use std::cell::RefCell;
 use std::future::Future;
 use std::net::{IpAddr, SocketAddr};
-use std::pin::Pin;
+use std::pin::{pin, Pin};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -467,7 +467,7 @@ impl<S: ClientStream> ClientConn<'_, S> {
                 .first_head_by
                 .unwrap_or(t0 + config.client_header_timeout);
             let read = read_more(&mut self.stream, &mut self.buf, 1024);
-            if let Err(e) = self.timer.run(until, read).await {
+            if let Err(e) = self.timer.run(until, pin!(read)).await {
                 // A timed-out read takes the buffer with it; whether a head
                 // had begun is known from `started`, not from the buffer.
                 return match e {
@@ -489,13 +489,13 @@ impl<S: ClientStream> ClientConn<'_, S> {
         }
         let owned = std::mem::take(&mut self.buf);
         let read = self.stream.read_cancelable(owned, self.canceller.handle());
-        let mut read = std::pin::pin!(read);
-        let wait = PARK_AFTER.min(limit);
-        let timer = &mut self.timer;
-        let (res, buf) = match timer
-            .run(Instant::now() + wait, async { Ok((&mut read).await) })
-            .await
-        {
+        let mut read = pin!(read);
+        let until = Instant::now() + PARK_AFTER.min(limit);
+        let waited = self
+            .timer
+            .run(until, pin!(async { Ok((&mut read).await) }))
+            .await;
+        let (res, buf) = match waited {
             Ok(done) => done,
             Err(_) => {
                 self.canceller.cancel_ops();
@@ -521,15 +521,14 @@ impl<S: ClientStream> ClientConn<'_, S> {
     async fn send_out(&mut self, until: Instant) -> Result<(), IoFail> {
         self.sent += self.out.len() as u64;
         let write = write_gather(&mut self.stream, &mut self.out);
-        self.timer.run(until, write).await
+        self.timer.run(until, pin!(write)).await
     }
 
     /// Writes `bytes` to the client by `until`.
     async fn send(&mut self, bytes: Bytes, until: Instant) -> Result<(), IoFail> {
         self.sent += bytes.len() as u64;
-        self.timer
-            .run(until, write_all(&mut self.stream, bytes))
-            .await
+        let write = write_all(&mut self.stream, bytes);
+        self.timer.run(until, pin!(write)).await
     }
 
     /// Answers an error and closes the connection, reading and discarding
@@ -566,7 +565,8 @@ impl<S: ClientStream> ClientConn<'_, S> {
         while drained < LINGER_BYTES {
             self.buf.clear();
             let read = read_more(&mut self.stream, &mut self.buf, CLIENT_BUF);
-            match self.timer.run(until, read).await {
+            let read = self.timer.run(until, pin!(read)).await;
+            match read {
                 Ok(n) => drained += n,
                 Err(_) => break,
             }
@@ -582,7 +582,7 @@ impl<S: ClientStream> ClientConn<'_, S> {
                 self.stream.goodbye().await;
                 Ok(())
             };
-            let _ = self.timer.run(until, bye).await;
+            let _ = self.timer.run(until, pin!(bye)).await;
         }
     }
 

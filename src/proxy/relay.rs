@@ -2,6 +2,8 @@
 //! hop-by-hop lines, plus this hop's `Connection`), then the body streamed
 //! through as its raw bytes until its framing says it is over.
 
+use std::pin::pin;
+
 use bytes::BytesMut;
 
 use super::head::{push_response_head, ClientHop};
@@ -92,8 +94,12 @@ pub async fn relay<S: ClientStream>(
                 }
             }
         }
-        let read = read_more(up, resp, RESPONSE_BUF / 2);
-        match conn.timer.run(worker.soon(config.idle_timeout), read).await {
+        let until = worker.soon(config.idle_timeout);
+        let read = conn
+            .timer
+            .run(until, pin!(read_more(up, resp, RESPONSE_BUF / 2)))
+            .await;
+        match read {
             Ok(_) => {}
             Err(IoFail::Closed) if head.framing == Framing::UntilClose => break,
             // Cut off mid-body: the client sees the connection close

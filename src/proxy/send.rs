@@ -5,6 +5,7 @@
 //! response head within `--response-timeout`. What to do about it is the
 //! exchange machine's business.
 
+use std::pin::pin;
 use std::time::{Duration, Instant};
 
 use bytes::{Buf, Bytes, BytesMut};
@@ -44,7 +45,8 @@ pub(super) async fn open(
         return Err(ConnectFail::Gone);
     };
     let until = worker.soon(worker.config().connect_timeout);
-    let mut stream = match timer.run(until, connect(addr)).await {
+    let connected = timer.run(until, pin!(connect(addr))).await;
+    let mut stream = match connected {
         Ok(stream) => stream,
         Err(IoFail::Refused) => return Err(ConnectFail::Refused),
         Err(IoFail::TimedOut) => return Err(ConnectFail::TimedOut),
@@ -53,7 +55,8 @@ pub(super) async fn open(
     let private = header.is_some();
     if let Some(header) = header {
         // A few dozen bytes into an empty socket buffer: they go at once.
-        match timer.run(until, write_all(&mut stream, header)).await {
+        let written = timer.run(until, pin!(write_all(&mut stream, header))).await;
+        match written {
             Ok(()) => {}
             Err(IoFail::TimedOut) => return Err(ConnectFail::TimedOut),
             Err(_) => return Err(ConnectFail::Failed),
@@ -74,7 +77,8 @@ pub(super) async fn open(
     // Boxed: inline, the handshake's future would make every exchange's
     // future (plain ones too) four times as large.
     let handshake = async { Ok(Box::pin(backend.connect(stream, name)).await) };
-    match timer.run(until, handshake).await {
+    let handshake = timer.run(until, pin!(handshake)).await;
+    match handshake {
         Ok(Ok(tls)) => Ok(upstream(TargetStream::Tls(Box::new(tls)))),
         Ok(Err(fault)) => {
             log!(debug, "TLS handshake with target {addr} failed: {fault:?}");
@@ -96,7 +100,7 @@ pub(super) async fn send_head<S: ClientStream>(
     let out = &mut conn.out;
     push_request_head(out, head, req, &conn.xff);
     out.push(body.first());
-    let write = async { Ok(write_gather_counted(up.stream(), out).await) };
+    let write = pin!(async { Ok(write_gather_counted(up.stream(), out).await) });
     let until = worker.soon(worker.config().idle_timeout);
     match conn.timer.run(until, write).await {
         Ok(Ok(())) => Ok(()),
@@ -154,7 +158,8 @@ impl HeadReader<'_> {
                 }
             }
             let read = read_more(up.stream(), self.resp, RESPONSE_BUF / 4);
-            match timer.run(self.until, read).await {
+            let read = timer.run(self.until, pin!(read)).await;
+            match read {
                 Ok(_) => *self.got_any = true,
                 Err(IoFail::TimedOut) => return Err(SendFail::TimedOut),
                 Err(_) if !*self.got_any => return Err(SendFail::NoResponse),
@@ -177,8 +182,8 @@ impl HeadReader<'_> {
     ) -> Result<Option<ResponseHead>, Event> {
         let wait = self.until.min(Instant::now() + CONTINUE_WAIT);
         let stream = up.stream();
-        let readable = stream.readable();
-        match conn.timer.run(wait, readable).await {
+        let readable = conn.timer.run(wait, pin!(stream.readable())).await;
+        match readable {
             Err(IoFail::TimedOut) => {}
             Err(_) => return Err(Event::SendFailed(SendFail::NoResponse)),
             Ok(()) => loop {
@@ -220,7 +225,12 @@ pub(super) async fn pump<S: ClientStream>(
         };
         conn.out.push(piece);
         let write = write_gather(up.stream(), &mut conn.out);
-        if conn.timer.run(worker.soon(idle), write).await.is_err() {
+        if conn
+            .timer
+            .run(worker.soon(idle), pin!(write))
+            .await
+            .is_err()
+        {
             return Event::SendFailed(SendFail::Upstream);
         }
     }
