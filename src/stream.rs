@@ -234,6 +234,7 @@ impl<'t> Timer<'t> {
 }
 
 /// The future of [`Timer::run`].
+#[must_use = "a deadline does nothing unless awaited"]
 pub struct Deadline<'a, F> {
     fut: Pin<&'a mut F>,
     sleep: Pin<&'a mut Sleep>,
