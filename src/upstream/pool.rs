@@ -21,9 +21,9 @@ struct Idle {
 /// Idle connections per target, owned by one worker (no locks: nothing
 /// here crosses threads). Each target's list is ordered oldest first, and
 /// is a ring: a full list drops its oldest in O(1). (It was a `Vec` whose
-/// `remove(0)` moved every other entry, 16 KB with 100 of them, at each
-/// return to a full pool: a third of the worker's own instructions at 1000
-/// client connections, where returns to a full pool are the common case.)
+/// `remove(0)` moved every other entry, 16 KB with the default 128, at each
+/// return to a full pool: a quarter of the worker's own instructions at
+/// 1000 client connections, where a third of returns find the pool full.)
 pub struct Pool {
     idle: Vec<VecDeque<Idle>>,
     per_target: usize,
